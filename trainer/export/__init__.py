@@ -1,0 +1,1 @@
+"""PyTorch → ONNX (→ TensorRT) → Triton model repository."""

@@ -1,0 +1,133 @@
+"""`gantry models build`: cards → weights → ONNX (→ TensorRT) → a Triton model repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from gantry.cards import BuildInfo, BuiltCard, ModelCard
+from trainer.archs import build_network
+from trainer.cards import CARDS
+from trainer.export.onnx import (
+    DEFAULT_OPSET,
+    check_parity,
+    conv_gflops_per_pixel,
+    export_onnx,
+    sha256_file,
+)
+from trainer.export.triton_config import Profile, render_config
+from trainer.weights.loader import load_weights
+
+# Real photos the parity gate runs on (Set5's bicubic x4 inputs), cropped so the 23-block
+# RRDBNet check stays in seconds on a CPU.
+PARITY_IMAGES = ("Set5/LR_bicubic/X4/babyx4.png", "Set5/LR_bicubic/X4/birdx4.png")
+PARITY_CROP = 48
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build one model."""
+
+    repository: Path
+    data_dir: Path
+    profile: Profile = "cpu"
+    weights: Path | None = None
+    tensorrt: bool = False
+    intra_op_threads: int = 0
+    tolerance: float = 1e-3
+
+
+def parity_images(data_dir: Path, channels: int = 3) -> list[tuple[str, np.ndarray]]:
+    """Real image crops as CHW float32 in [0, 1] for the parity check."""
+    images: list[tuple[str, np.ndarray]] = []
+    for rel in PARITY_IMAGES:
+        path = data_dir / "superres" / rel
+        if not path.exists():
+            continue
+        rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+        h, w = rgb.shape[:2]
+        top, left = max((h - PARITY_CROP) // 2, 0), max((w - PARITY_CROP) // 2, 0)
+        crop = rgb[top : top + PARITY_CROP, left : left + PARITY_CROP]
+        images.append((rel, np.ascontiguousarray(crop.transpose(2, 0, 1)[:channels])))
+    if not images:
+        # Without ../shared/data the gate still runs, on a fixed pseudo-random image.
+        rng = np.random.default_rng(0)
+        images.append(("random-48x48", rng.random((channels, PARITY_CROP, PARITY_CROP), np.float32)))
+    return images
+
+
+def load_model(card: ModelCard, weights: Path | None = None) -> nn.Module:
+    """The card's network with its packaged weights, or a user's official checkpoint."""
+    model = build_network(card.architecture, **card.arch_kwargs)
+    state_dict = load_weights(card, weights)
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()
+
+
+def build_model(card: ModelCard, options: BuildOptions, step: Step = lambda _: None) -> BuiltCard:
+    """Export one model into the repository and return its built card."""
+    model_dir = options.repository / card.name
+    version_dir = model_dir / str(card.version)
+    step("loading weights")
+    model = load_model(card, options.weights)
+    step("exporting ONNX")
+    onnx_path = export_onnx(model, card, version_dir / "model.onnx")
+    step("checking ONNX Runtime against PyTorch")
+    images = parity_images(options.data_dir, card.inputs[0].dims[0])
+    report = check_parity(model, onnx_path, card, images, tolerance=options.tolerance)
+    model_format = "onnx"
+    if options.tensorrt:
+        step("building TensorRT plan")
+        from trainer.export.tensorrt import build_plan
+
+        build_plan(onnx_path, card, version_dir / "model.plan")
+        model_format = "tensorrt_plan"
+    step("writing config.pbtxt")
+    (model_dir / "config.pbtxt").write_text(
+        render_config(
+            card,
+            profile="gpu" if options.tensorrt else options.profile,
+            model_format=model_format,
+            intra_op_threads=options.intra_op_threads,
+        )
+    )
+    built = BuiltCard(
+        card=card,
+        build=BuildInfo(
+            format=model_format,
+            weights_file=str(options.weights) if options.weights else card.weights.source,
+            onnx_sha256=sha256_file(onnx_path),
+            opset=DEFAULT_OPSET,
+            parity_max_abs_err=report.max_abs_err,
+            parity_images=list(report.images),
+            gflops_per_input_pixel=conv_gflops_per_pixel(model, card.inputs[0].dims[0]),
+            parameters=sum(p.numel() for p in model.parameters()),
+            built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        ),
+    )
+    built.write(model_dir)
+    return built
+
+
+def build_repository(
+    names: list[str], options: BuildOptions, step: Callable[[str, str], None] | None = None
+) -> list[BuiltCard]:
+    """Build every named model (all registered cards when ``names`` is empty)."""
+    torch.set_grad_enabled(False)
+    selected = names or CARDS.names()
+    if options.weights is not None and len(selected) != 1:
+        raise ValueError("--weights applies to exactly one model; name it")
+    built = []
+    for name in selected:
+        card = CARDS.build(name)
+        built.append(build_model(card, options, lambda msg, n=name: step and step(n, msg)))
+    return built

@@ -1,0 +1,1 @@
+"""Weight importers: lift released weights (ncnn packages, official .pth) into our modules."""
