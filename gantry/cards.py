@@ -62,6 +62,9 @@ class ModelCard(BaseModel):
     scale: int = 1
     tile_size: int = Field(default=0, description="recommended tile, input pixels; 0 = none")
     tile_pad: int = Field(default=0, description="context each tile borrows from neighbours")
+    pre_pad: int = Field(
+        default=0, description="reflect padding around the whole image, cropped after"
+    )
     min_input_size: int = 1
     max_batch_size: int = 8
     preferred_batch_sizes: tuple[int, ...] = (2, 4)

@@ -149,8 +149,10 @@ def up(
     triton = _triton(settings)
     with console.status("starting tritonserver (loading every model)…"):
         triton.start(timeout_s=settings.triton_start_timeout_s)
-    console.print(f"[green]Triton ready[/] on :{settings.triton_http_port} (HTTP), "
-                  f":{settings.triton_grpc_port} (gRPC), :{settings.triton_metrics_port} (metrics)")
+    console.print(
+        f"[green]Triton ready[/] on :{settings.triton_http_port} (HTTP), "
+        f":{settings.triton_grpc_port} (gRPC), :{settings.triton_metrics_port} (metrics)"
+    )
     log = (settings.state_dir / "gateway.log").open("ab")
     gateway = subprocess.Popen(
         _gateway_command(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -59,7 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_upload_bytes + _MULTIPART_SLACK:
+        if (
+            length
+            and length.isdigit()
+            and int(length) > settings.max_upload_bytes + _MULTIPART_SLACK
+        ):
             return JSONResponse(
                 status_code=413,
                 content=error_body(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from gateway.errors import GantryError
@@ -37,8 +38,8 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
 class DecodedImage:
     """An input image split into what the network sees and what it does not."""
 
-    rgb: np.ndarray  # H x W x 3 float32 in [0, 1]
-    alpha: np.ndarray | None  # H x W float32 in [0, 1]
+    rgb: NDArray[Any]  # H x W x 3 float32 in [0, 1]
+    alpha: NDArray[Any] | None  # H x W float32 in [0, 1]
     grayscale: bool
     bit_depth: int  # 8 or 16
     source_format: str
@@ -94,7 +95,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     return _split_channels(array, fmt)
 
 
-def _to_unit(array: np.ndarray) -> tuple[np.ndarray, int]:
+def _to_unit(array: NDArray[Any]) -> tuple[NDArray[Any], int]:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0, 16
     if array.dtype == np.uint8:
@@ -102,7 +103,7 @@ def _to_unit(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(array.astype(np.float32), 0.0, 1.0), 16
 
 
-def _split_channels(array: np.ndarray, fmt: str) -> DecodedImage:
+def _split_channels(array: NDArray[Any], fmt: str) -> DecodedImage:
     unit, depth = _to_unit(array)
     alpha = None
     if unit.ndim == 2:
@@ -118,7 +119,7 @@ def _split_channels(array: np.ndarray, fmt: str) -> DecodedImage:
     return DecodedImage(np.ascontiguousarray(rgb), alpha, gray, depth, fmt)
 
 
-def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+def resize_alpha(alpha: NDArray[Any], scale: int) -> NDArray[Any]:
     """Alpha upscaled with bicubic interpolation, clipped to [0, 1]."""
     h, w = alpha.shape
     out = cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
@@ -126,9 +127,9 @@ def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 
 
 def encode_image(
-    rgb: np.ndarray,
+    rgb: NDArray[Any],
     *,
-    alpha: np.ndarray | None,
+    alpha: NDArray[Any] | None,
     grayscale: bool,
     bit_depth: int,
     fmt: OutputFormat,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
 import tritonclient.grpc.aio as grpcclient
+from numpy.typing import NDArray
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from gateway.errors import GantryError
@@ -46,8 +47,8 @@ class TritonGateway:
             return False
 
     async def infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: list[str]
-    ) -> dict[str, np.ndarray]:
+        self, model: str, inputs: Mapping[str, NDArray[Any]], outputs: list[str]
+    ) -> dict[str, NDArray[Any]]:
         """Run one request; Triton errors become 503 (unreachable) or 502 (failed)."""
         infer_inputs = []
         for name, array in inputs.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 _NUMPY_DTYPES = {
     "TYPE_FP32": np.float32,
@@ -52,9 +53,7 @@ class OrtRunner:
         )
         self.input_names = [t["name"] for t in config["input"]]
         self.output_names = [t["name"] for t in config["output"]]
-        self.output_dtypes = {
-            t["name"]: _NUMPY_DTYPES[t["data_type"]] for t in config["output"]
-        }
+        self.output_dtypes = {t["name"]: _NUMPY_DTYPES[t["data_type"]] for t in config["output"]}
 
     @classmethod
     def from_triton_args(cls, args: Mapping[str, str]) -> OrtRunner:
@@ -64,7 +63,7 @@ class OrtRunner:
         model_path = Path(args["model_repository"]) / args["model_version"] / filename
         return cls(model_path, config)
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
         """One session run on already batched inputs."""
         outputs = self.session.run(self.output_names, inputs)
         return {
@@ -72,7 +71,9 @@ class OrtRunner:
             for name, value in zip(self.output_names, outputs, strict=True)
         }
 
-    def run_requests(self, requests: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def run_requests(
+        self, requests: Sequence[dict[str, NDArray[Any]]]
+    ) -> list[dict[str, NDArray[Any]]]:
         """Run a list of requests, batching together those whose inputs have the same shape.
 
         Triton's dynamic batcher hands the backend several requests at once; concatenating
@@ -82,7 +83,7 @@ class OrtRunner:
         for index, request in enumerate(requests):
             key = tuple(request[name].shape[1:] for name in self.input_names)
             groups[key].append(index)
-        results: list[dict[str, np.ndarray]] = [{} for _ in requests]
+        results: list[dict[str, NDArray[Any]]] = [{} for _ in requests]
         for indices in groups.values():
             batched = {
                 name: np.concatenate([requests[i][name] for i in indices], axis=0)
@@ -97,4 +98,3 @@ class OrtRunner:
                 results[i] = {k: v[offset : offset + size] for k, v in outputs.items()}
                 offset += size
         return results
-

@@ -17,9 +17,7 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     """The uploaded bytes; 413 as soon as more than ``limit`` arrive."""
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise GantryError(
-            413, "upload_too_large", f"the upload exceeds the limit of {limit} bytes"
-        )
+        raise GantryError(413, "upload_too_large", f"the upload exceeds the limit of {limit} bytes")
     if not data:
         raise GantryError(422, "empty_upload", "the image file is empty")
     return data

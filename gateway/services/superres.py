@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gantry.cards import BuiltCard
 from gantry.settings import Settings
@@ -65,6 +67,16 @@ class UpscaleResult:
     height: int
 
 
+def pre_pad(chw: NDArray[Any], pad: int) -> NDArray[Any]:
+    """Mirror-pad a C x H x W image by ``pad`` pixels on every side (contiguous float32)."""
+    if pad <= 0:
+        return np.ascontiguousarray(chw, dtype=np.float32)
+    widths = ((0, 0), (pad, pad), (pad, pad))
+    if min(chw.shape[1:]) > 1:
+        return np.pad(chw, widths, mode="reflect").astype(np.float32)
+    return np.pad(chw, widths, mode="edge").astype(np.float32)
+
+
 def estimate_gflop(built: BuiltCard, plan: TilePlan) -> float:
     """Compute of one request: every window's pixels times the model's GFLOP per pixel."""
     return built.build.gflops_per_input_pixel * plan.count * plan.window_pixels
@@ -113,9 +125,15 @@ class SuperresService:
                 f" is {self.settings.max_output_pixels}",
             )
         if min(image.width, image.height) < built.card.min_input_size:
-            raise GantryError(422, "image_too_small", "the image is smaller than the model's minimum")
+            raise GantryError(
+                422, "image_too_small", "the image is smaller than the model's minimum"
+            )
+        pre = built.card.pre_pad
         plan = plan_tiles(
-            image.height, image.width, tile=resolve_tile(built, tile), pad=built.card.tile_pad
+            image.height + 2 * pre,
+            image.width + 2 * pre,
+            tile=resolve_tile(built, tile),
+            pad=built.card.tile_pad,
         )
         gflop = estimate_gflop(built, plan)
         seconds = gflop / self.estimator.rate(built.card.name)
@@ -130,7 +148,7 @@ class SuperresService:
             )
         return plan
 
-    async def run_tiles(self, built: BuiltCard, chw: np.ndarray, plan: TilePlan) -> np.ndarray:
+    async def run_tiles(self, built: BuiltCard, chw: NDArray[Any], plan: TilePlan) -> NDArray[Any]:
         """Send the windows to Triton in batches and blend the outputs."""
         card = built.card
         (inp,), (out,) = card.inputs, card.outputs
@@ -165,11 +183,12 @@ class SuperresService:
         )
         plan = self.plan(built, image, tile)
         started = time.perf_counter()
-        chw = np.ascontiguousarray(image.rgb.transpose(2, 0, 1))
+        chw = pre_pad(image.rgb.transpose(2, 0, 1), built.card.pre_pad)
         out = await self.run_tiles(built, chw, plan)
         self.estimator.observe(name, estimate_gflop(built, plan), time.perf_counter() - started)
-        rgb = out.transpose(1, 2, 0)
         scale = built.card.scale
+        crop = built.card.pre_pad * scale
+        rgb = out[:, crop : out.shape[1] - crop, crop : out.shape[2] - crop].transpose(1, 2, 0)
         alpha = resize_alpha(image.alpha, scale) if image.alpha is not None else None
         encoded = await asyncio.to_thread(
             encode_image,

@@ -1,10 +1,13 @@
+from typing import Any
+
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from gateway.tiling import Blender, crop_window, plan_tiles, window_weights
 
 
-def _nearest(window: np.ndarray, scale: int) -> np.ndarray:
+def _nearest(window: NDArray[Any], scale: int) -> NDArray[Any]:
     return window.repeat(scale, axis=1).repeat(scale, axis=2)
 
 

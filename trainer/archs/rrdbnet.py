@@ -8,7 +8,7 @@ The attribute names (``conv_first``, ``body.{i}.rdb{1,2,3}.conv{1..5}``, ``conv_
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.archs import ARCHS
@@ -126,13 +126,10 @@ class RRDBNet(nn.Module):
 
         For scale 2 / 1, H and W must be divisible by 2 / 4 (pixel unshuffle).
         """
-        if self.scale == 4:
-            feat = x
-        else:
-            # F.pixel_unshuffle rather than a hand-written view/permute chain: it has its own
-            # ONNX symbolic, whereas reshapes computed from x.shape tend to freeze H and W
-            # into the exported graph.
-            feat = F.pixel_unshuffle(x, 4 // self.scale)
+        # F.pixel_unshuffle rather than a hand-written view/permute chain: it has its own ONNX
+        # symbolic, whereas reshapes computed from x.shape tend to freeze H and W into the
+        # exported graph.
+        feat = x if self.scale == 4 else F.pixel_unshuffle(x, 4 // self.scale)
         feat = self.conv_first(feat)
         feat = feat + self.conv_body(self.body(feat))
         feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")))

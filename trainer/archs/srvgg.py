@@ -13,7 +13,7 @@ or 3/4; :class:`ResizedSRVGGNetCompact` reproduces that without changing any par
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.archs import ARCHS

@@ -6,9 +6,11 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import nn
 
 from gantry.cards import ModelCard
@@ -29,7 +31,9 @@ class ParityReport:
     images: tuple[str, ...]
 
 
-def export_onnx(model: nn.Module, card: ModelCard, path: Path, *, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(
+    model: nn.Module, card: ModelCard, path: Path, *, opset: int = DEFAULT_OPSET
+) -> Path:
     """Export ``model`` to ``path`` with the card's tensor names.
 
     Batch, height and width are dynamic so one file serves every tile and image size.
@@ -71,7 +75,7 @@ def check_parity(
     model: nn.Module,
     onnx_path: Path,
     card: ModelCard,
-    images: list[tuple[str, np.ndarray]],
+    images: list[tuple[str, NDArray[Any]]],
     *,
     tolerance: float = 1e-3,
 ) -> ParityReport:

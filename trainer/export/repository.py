@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
@@ -22,7 +24,7 @@ from trainer.export.onnx import (
     export_onnx,
     sha256_file,
 )
-from trainer.export.triton_config import Profile, render_config
+from trainer.export.triton_config import ModelFormat, Profile, render_config
 from trainer.weights.loader import load_weights
 
 # Real photos the parity gate runs on (Set5's bicubic x4 inputs), cropped so the 23-block
@@ -46,9 +48,9 @@ class BuildOptions:
     tolerance: float = 1e-3
 
 
-def parity_images(data_dir: Path, channels: int = 3) -> list[tuple[str, np.ndarray]]:
+def parity_images(data_dir: Path, channels: int = 3) -> list[tuple[str, NDArray[Any]]]:
     """Real image crops as CHW float32 in [0, 1] for the parity check."""
-    images: list[tuple[str, np.ndarray]] = []
+    images: list[tuple[str, NDArray[Any]]] = []
     for rel in PARITY_IMAGES:
         path = data_dir / "superres" / rel
         if not path.exists():
@@ -61,7 +63,9 @@ def parity_images(data_dir: Path, channels: int = 3) -> list[tuple[str, np.ndarr
     if not images:
         # Without ../shared/data the gate still runs, on a fixed pseudo-random image.
         rng = np.random.default_rng(0)
-        images.append(("random-48x48", rng.random((channels, PARITY_CROP, PARITY_CROP), np.float32)))
+        images.append(
+            ("random-48x48", rng.random((channels, PARITY_CROP, PARITY_CROP), np.float32))
+        )
     return images
 
 
@@ -84,7 +88,7 @@ def build_model(card: ModelCard, options: BuildOptions, step: Step = lambda _: N
     step("checking ONNX Runtime against PyTorch")
     images = parity_images(options.data_dir, card.inputs[0].dims[0])
     report = check_parity(model, onnx_path, card, images, tolerance=options.tolerance)
-    model_format = "onnx"
+    model_format: ModelFormat = "onnx"
     if options.tensorrt:
         step("building TensorRT plan")
         from trainer.export.tensorrt import build_plan
@@ -128,6 +132,10 @@ def build_repository(
         raise ValueError("--weights applies to exactly one model; name it")
     built = []
     for name in selected:
-        card = CARDS.build(name)
-        built.append(build_model(card, options, lambda msg, n=name: step and step(n, msg)))
+
+        def report(message: str, model: str = name) -> None:
+            if step is not None:
+                step(model, message)
+
+        built.append(build_model(CARDS.build(name), options, report))
     return built

@@ -63,7 +63,7 @@ def render_config(
     )
     kind = "KIND_GPU" if profile == "gpu" else "KIND_CPU"
     lines.append(f"instance_group [ {{ count: {instances} kind: {kind} }} ]")
-    lines.append(f"version_policy: {{ latest: {{ num_versions: 1 }} }}")
+    lines.append("version_policy: { latest: { num_versions: 1 } }")
     params = {
         "intra_op_thread_count": str(intra_op_threads),
         "inter_op_thread_count": "1",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 PARAM_MAGIC = 7767517
 
@@ -104,7 +105,7 @@ class NcnnLayer:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     params: dict[int, ParamValue]
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
 
     def param(self, key: int, default: ParamValue) -> ParamValue:
         """The value of parameter ``key``, or ncnn's default when the file omits it."""
@@ -229,10 +230,10 @@ class _BinReader:
         self.pos = end
         return chunk
 
-    def raw_fp32(self, count: int, what: str) -> np.ndarray:
+    def raw_fp32(self, count: int, what: str) -> npt.NDArray[np.float32]:
         return np.frombuffer(self._take(4 * count, what), dtype="<f4").copy()
 
-    def tagged(self, count: int, what: str) -> np.ndarray:
+    def tagged(self, count: int, what: str) -> npt.NDArray[np.float32]:
         (tag,) = struct.unpack("<I", self._take(4, f"{what} tag"))
         if tag == TAG_FP16:
             payload = self._take(_align4(2 * count), what)

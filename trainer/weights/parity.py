@@ -24,8 +24,9 @@ import functools
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.weights.realesrgan import PACKAGED
@@ -36,7 +37,7 @@ NCNN_PREPADDING = 10
 _MIN_TILESIZE = 32
 
 
-def _check_rgb(image: np.ndarray) -> None:
+def _check_rgb(image: npt.NDArray[Any]) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
             f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}; "
@@ -59,8 +60,8 @@ def _ncnn_upscaler(arch_name: str, tilesize: int) -> Any:
 
 
 def ncnn_reference_upscale(
-    image_rgb_uint8: np.ndarray, arch_name: str, *, tilesize: int | None = None
-) -> np.ndarray:
+    image_rgb_uint8: npt.NDArray[np.uint8], arch_name: str, *, tilesize: int | None = None
+) -> npt.NDArray[np.uint8]:
     """Upscale an RGB image with the packaged ncnn model on CPU.
 
     Args:
@@ -89,8 +90,8 @@ def ncnn_reference_upscale(
 
 @torch.inference_mode()
 def torch_upscale_like_ncnn(
-    model: nn.Module, image_rgb_uint8: np.ndarray, *, prepadding: int = NCNN_PREPADDING
-) -> np.ndarray:
+    model: nn.Module, image_rgb_uint8: npt.NDArray[np.uint8], *, prepadding: int = NCNN_PREPADDING
+) -> npt.NDArray[np.uint8]:
     """Run ``model`` on an RGB image with ncnn's pre/post-processing (one tile).
 
     Args:
@@ -105,7 +106,7 @@ def torch_upscale_like_ncnn(
     param = next(model.parameters())
     # Multiply by the float32 reciprocal rather than divide: that is what ncnn computes.
     x = torch.from_numpy(image_rgb_uint8).permute(2, 0, 1)[None].to(torch.float32)
-    x = (x * np.float32(1 / 255)).to(param.device, param.dtype)
+    x = (x * torch.tensor(1 / 255, dtype=torch.float32)).to(param.device, param.dtype)
     if prepadding:
         x = F.pad(x, (prepadding,) * 4, mode="reflect")
     y = model(x).float()
@@ -119,7 +120,7 @@ def torch_upscale_like_ncnn(
     return y[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+def psnr_uint8(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
     """PSNR in dB between two uint8 images of the same shape (inf if identical).
 
     Args:

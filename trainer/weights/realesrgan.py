@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -220,7 +221,9 @@ def _check_conv_activation(arch: str, layer: NcnnLayer, leaky_slope: float | Non
         )
 
 
-def _tensor(arch: str, key: str, array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+def _tensor(
+    arch: str, key: str, array: npt.NDArray[np.float32], like: torch.Tensor
+) -> torch.Tensor:
     if tuple(array.shape) != tuple(like.shape):
         raise _fail(arch, f"{key}: ncnn shape {tuple(array.shape)} != {tuple(like.shape)}")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
@@ -413,8 +416,8 @@ def state_dict_from_ncnn(
 
     Args:
         arch_name: registered architecture, e.g. ``"realesrgan_x4plus"``.
-        param_path: ncnn ``.param``; default: the packaged file for ``arch_name``.
-        bin_path: ncnn ``.bin``; default: the packaged file for ``arch_name``.
+        param_path: ncnn ``.param``; with ``bin_path`` left out too, the packaged file.
+        bin_path: ncnn ``.bin``; with ``param_path`` left out too, the packaged file.
 
     Returns:
         fp32 CPU tensors keyed exactly like the official ``.pth`` ``params_ema``.
@@ -422,11 +425,13 @@ def state_dict_from_ncnn(
     Raises:
         WeightImportError: the graph does not match the architecture.
         NcnnFormatError: the files are malformed.
+        ValueError: only one of the two paths was given.
     """
-    if param_path is None or bin_path is None:
-        default_param, default_bin = packaged_weights(arch_name)
-        param_path = param_path or default_param
-        bin_path = bin_path or default_bin
+    if param_path is None and bin_path is None:
+        param_path, bin_path = packaged_weights(arch_name)
+    elif param_path is None or bin_path is None:
+        # Mixing a user file with a packaged one would only fail later, at the size check.
+        raise ValueError("give both param_path and bin_path, or neither")
     model = build_network(arch_name)
     net = load_ncnn(param_path, bin_path)
     state = IMPORTERS.build(arch_name, net=net, model=model, arch=arch_name)

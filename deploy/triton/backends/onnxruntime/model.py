@@ -42,4 +42,4 @@ class TritonPythonModel:
         ]
 
     def finalize(self) -> None:
-        self.runner = None
+        del self.runner
