@@ -150,7 +150,8 @@ def encode_image(
     if alpha is not None and fmt != "jpeg":
         planes.append(alpha)
     stacked = planes[0] if len(planes) == 1 else np.stack(planes, axis=2)
-    pixels = np.clip(np.rint(stacked * peak), 0, peak).astype(dtype)
+    # Round half up, as the reference Real-ESRGAN runtimes do.
+    pixels = np.clip(np.floor(stacked * peak + 0.5), 0, peak).astype(dtype)
     if fmt == "png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
     elif fmt == "jpeg":

@@ -1,0 +1,1 @@
+"""Benchmarks and quality evaluations against the anchors named in the issues (not tests)."""

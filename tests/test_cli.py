@@ -1,0 +1,60 @@
+"""`gantry up` / `gantry down` / `gantry status` start and stop the real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import free_port
+from tests.paths import REPO
+
+
+def _gantry(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gantry.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_up_serves_superres_and_down_stops_everything(
+    model_repository: Path, tmp_path: Path
+) -> None:
+    env = dict(os.environ)
+    ports = {k: str(free_port()) for k in ("HTTP", "GRPC", "METRICS", "GW")}
+    env.update(
+        GANTRY_STATE_DIR=str(tmp_path),
+        GANTRY_MODEL_REPOSITORY=str(model_repository),
+        GANTRY_TRITON_HTTP_PORT=ports["HTTP"],
+        GANTRY_TRITON_GRPC_PORT=ports["GRPC"],
+        GANTRY_TRITON_METRICS_PORT=ports["METRICS"],
+        GANTRY_GATEWAY_PORT=ports["GW"],
+    )
+    up = _gantry(env, "up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "Gateway ready" in up.stdout
+        base = f"http://127.0.0.1:{ports['GW']}"
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
+            assert response.status == 200
+        status = _gantry(env, "status")
+        assert "ready" in status.stdout and "up" in status.stdout
+    finally:
+        down = _gantry(env, "down")
+    assert down.returncode == 0
+    assert "tritonserver stopped" in down.stdout and "gateway stopped" in down.stdout
+    assert not (tmp_path / "triton.pid").exists()
+    after = _gantry(env, "status")
+    assert "down" in after.stdout
+
+
+def test_up_refuses_an_empty_repository(tmp_path: Path) -> None:
+    env = dict(os.environ, GANTRY_MODEL_REPOSITORY=str(tmp_path), GANTRY_STATE_DIR=str(tmp_path))
+    result = _gantry(env, "up")
+    assert result.returncode == 1 and "gantry models build" in result.stdout

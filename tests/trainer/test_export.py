@@ -1,0 +1,67 @@
+"""The export stage: config.pbtxt from cards, and the ONNX parity gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trainer.cards import CARDS, all_cards
+from trainer.export.onnx import ParityError, check_parity, conv_gflops_per_pixel, export_onnx
+from trainer.export.triton_config import render_config
+
+
+@pytest.mark.parametrize("name", CARDS.names())
+def test_every_card_renders_a_cpu_and_a_gpu_config(name: str) -> None:
+    card = CARDS.build(name)
+    cpu = render_config(card)
+    assert f'name: "{card.name}"' in cpu and 'backend: "onnxruntime"' in cpu
+    assert f"max_batch_size: {card.max_batch_size}" in cpu and "KIND_CPU" in cpu
+    assert "dynamic_batching" in cpu and "tensorrt" not in cpu
+    gpu = render_config(card, profile="gpu")
+    assert "KIND_GPU" in gpu and 'name : "tensorrt"' in gpu
+    assert 'key: "precision_mode" value: "FP16"' in gpu
+    plan = render_config(card, profile="gpu", model_format="tensorrt_plan")
+    assert 'backend: "tensorrt"' in plan and "model.plan" in plan
+
+
+def test_plans_need_the_gpu_profile() -> None:
+    with pytest.raises(ValueError, match="gpu"):
+        render_config(all_cards()[0], model_format="tensorrt_plan")
+
+
+def test_one_default_model_per_task_for_the_gateway() -> None:
+    defaults = [c.name for c in all_cards() if c.default]
+    assert "realesrgan-x4plus" in defaults
+
+
+class _Perturbed(nn.Module):
+    """Behaves differently in PyTorch than in the exported graph (a traced constant)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(x) + (0.01 if self.calls > 1 else 0.0)
+
+
+def test_parity_gate_catches_a_graph_that_differs(tmp_path: Path) -> None:
+    card = CARDS.build("realesr-animevideov3-x4")
+    model = _Perturbed().eval()
+    path = export_onnx(model, card, tmp_path / "m.onnx")
+    image = [("noise", np.random.default_rng(0).random((3, 24, 24), np.float32))]
+    with pytest.raises(ParityError, match="differs"):
+        check_parity(model, path, card, image, tolerance=1e-3)
+    report = check_parity(model, path, card, image, tolerance=0.1)
+    assert 0.005 < report.max_abs_err < 0.02
+
+
+def test_flop_count_of_a_single_conv() -> None:
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
+    assert conv_gflops_per_pixel(conv, 3) == pytest.approx(2 * 3 * 8 * 9 / 1e9)
