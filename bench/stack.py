@@ -46,3 +46,12 @@ def served_stack(**overrides: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{env['GANTRY_GATEWAY_PORT']}"
     finally:
         subprocess.run([*gantry, "down"], env=env, check=False, cwd=REPO)
+
+
+def write_result(name: str, report: str) -> str:
+    """Save a benchmark's markdown under bench/results/ and print it."""
+    path = REPO / "bench" / "results" / f"{name}.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(report + "\n")
+    print(report)
+    return report

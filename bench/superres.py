@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from bench.stack import REPO, SET5_NAMES, served_stack
+from bench.stack import REPO, SET5_NAMES, served_stack, write_result
 from bench.superres_quality import lr_png, lr_rgb
 from gantry.cards import read_built_cards
 from trainer.weights.parity import ncnn_reference_upscale, torch_upscale_like_ncnn
@@ -149,11 +149,7 @@ def main() -> str:
         f"run: fp32 matmul {matmul:.1f} GFLOP/s, 3x3 conv 64→64 {conv:.1f} GFLOP/s."
     )
     report = "\n".join([header, "", *rows])
-    path = REPO / "bench" / "results" / "superres.md"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(report + "\n")
-    print(report)
-    return report
+    return write_result("superres", report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bench.metrics import psnr_rgb, psnr_y, ssim_y
-from bench.stack import REPO, SET5, SET5_NAMES, served_stack
+from bench.stack import REPO, SET5, SET5_NAMES, served_stack, write_result
 from gantry.cards import read_built_cards
 from trainer.weights.parity import ncnn_reference_upscale
 
@@ -28,7 +28,7 @@ X4_MODELS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideo
 ALL_MODELS = (*X4_MODELS, "realesr-animevideov3-x2", "realesr-animevideov3-x3")
 # Tiles smaller than Set5's images, so the comparison really crosses seams.
 SMALL_TILE = {"realesr-animevideov3-x4": 64}
-DEFAULT_SMALL_TILE = 96
+DEFAULT_SMALL_TILE = 128
 
 
 def lr_png(name: str) -> bytes:
@@ -129,11 +129,7 @@ def main() -> str:
             *seams,
         ]
     )
-    path = REPO / "bench" / "results" / "superres_quality.md"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(report + "\n")
-    print(report)
-    return report
+    return write_result("superres_quality", report)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,8 @@ def up(
         console.print("Stop with `gantry down`.")
         return
     console.print("Press Ctrl-C to stop.")
+    # `docker stop` and process managers send SIGTERM: stop the servers as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while gateway.poll() is None and triton.process and triton.process.poll() is None:
             time.sleep(1)
@@ -180,6 +182,10 @@ def up(
         pass
     finally:
         _stop_all(settings)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_pid_file(path: Path) -> bool:

@@ -65,3 +65,29 @@ def test_parity_gate_catches_a_graph_that_differs(tmp_path: Path) -> None:
 def test_flop_count_of_a_single_conv() -> None:
     conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
     assert conv_gflops_per_pixel(conv, 3) == pytest.approx(2 * 3 * 8 * 9 / 1e9)
+
+
+def test_build_from_an_official_checkpoint(tmp_path: Path) -> None:
+    """`gantry models build NAME --weights X.pth` serves a user's BasicSR-layout checkpoint."""
+    from tests.paths import DATA
+    from trainer.export.onnx import sha256_file
+    from trainer.export.repository import BuildOptions, build_repository, load_model
+    from trainer.weights.realesrgan import state_dict_from_ncnn
+
+    name = "realesr-animevideov3-x4"
+    card = CARDS.build(name)
+    official = {"params_ema": state_dict_from_ncnn(card.architecture)}
+    official["params_ema"]["body.0.bias"] = official["params_ema"]["body.0.bias"] + 0.5
+    checkpoint = tmp_path / "realesr-animevideov3.pth"
+    torch.save(official, checkpoint)
+    options = BuildOptions(repository=tmp_path / "repo", data_dir=DATA, weights=checkpoint)
+    (built,) = build_repository([name], options)
+    assert built.build.weights_file == str(checkpoint)
+    # The perturbed bias reached the served graph: it is not the packaged model's file.
+    packaged = export_onnx(load_model(card), card, tmp_path / "packaged.onnx")
+    assert sha256_file(packaged) != built.build.onnx_sha256
+    assert built.build.parity_max_abs_err < 1e-3
+    assert (tmp_path / "repo" / name / "config.pbtxt").exists()
+    assert (tmp_path / "repo" / name / "card.json").exists()
+    with pytest.raises(ValueError, match="exactly one model"):
+        build_repository([], options)
