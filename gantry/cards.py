@@ -16,7 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 TritonDType = Literal["TYPE_FP32", "TYPE_FP16", "TYPE_UINT8", "TYPE_INT64", "TYPE_INT32"]
-Task = Literal["superres", "face_detection", "face_landmarks", "face_embedding", "synthesis"]
+Task = Literal[
+    "superres",
+    "face_detection",
+    "face_detection_stage",
+    "face_landmarks",
+    "face_embedding",
+    "synthesis",
+]
 
 CARD_FILE = "card.json"
 
@@ -29,6 +36,16 @@ class TensorSpec(BaseModel):
     name: str
     dtype: TritonDType = "TYPE_FP32"
     dims: tuple[int, ...]
+
+
+class PriorSpec(BaseModel):
+    """Anchor layout of an SSD-style detector (RetinaFace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_sizes: tuple[tuple[int, ...], ...]
+    steps: tuple[int, ...]
+    variance: tuple[float, float] = (0.1, 0.2)
 
 
 class WeightsSpec(BaseModel):
@@ -71,6 +88,25 @@ class ModelCard(BaseModel):
     max_queue_delay_us: int = 2000
     weights: WeightsSpec
     default: bool = Field(default=False, description="must be ready for /readyz")
+    # --- face models ---------------------------------------------------------------------
+    priors: PriorSpec | None = None
+    landmark_template: tuple[tuple[float, float], ...] | None = Field(
+        default=None,
+        description="where the 5 landmarks (eyes, nose, mouth corners) go in the aligned chip",
+    )
+    embedding_dim: int | None = None
+    verify_threshold: float | None = Field(
+        default=None, description="cosine similarity at and above which two faces match"
+    )
+    threshold_note: str = ""
+
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        """Fixed (height, width) of the first input, or None when it is dynamic."""
+        dims = self.inputs[0].dims
+        if len(dims) == 3 and dims[1] > 0 and dims[2] > 0:
+            return dims[1], dims[2]
+        return None
 
     @property
     def license(self) -> str:

@@ -61,7 +61,7 @@ def models_build(
         tensorrt=tensorrt,
         intra_op_threads=settings.ort_intra_op_threads,
     )
-    table = Table("model", "params", "GFLOP/input px", "parity max|err|")
+    table = Table("model", "params", "MFLOP/input px", "parity max|err|")
     with _progress() as progress:
         task = progress.add_task("building", total=len(selected))
         for name in selected:
@@ -74,7 +74,7 @@ def models_build(
             table.add_row(
                 name,
                 f"{built.build.parameters / 1e6:.2f}M",
-                f"{built.build.gflops_per_input_pixel:.4f}",
+                f"{built.build.gflops_per_input_pixel * 1e3:.3f}",
                 f"{built.build.parity_max_abs_err:.2e}",
             )
         progress.update(task, description="done")

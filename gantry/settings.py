@@ -42,10 +42,22 @@ class Settings(BaseSettings):
     # --- gateway -----------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
+    grpc_port: int = 50051
+    grpc_enabled: bool = True
     default_superres_model: str = "realesrgan-x4plus"
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384
+    # --- faces ---------------------------------------------------------------------------
+    default_detector: Literal["retinaface", "mtcnn"] = "retinaface"
+    retinaface_model: str = "retinaface-mnet025"
+    mtcnn_models: tuple[str, str, str] = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    default_embedder: str = "dlib-resnet-v1"
+    detect_min_score: float = 0.5
+    # Large photos are shrunk so the detector's long side is at most this (faces keep ≥ ~20 px
+    # in 4K photos); boxes are mapped back to input pixels.
+    detect_max_side: int = 1024
+    mtcnn_min_face: int = 20
     # Tiles per Triton request; peak memory of a request is bounded by this batch.
     tile_batch: int = 4
     # A synchronous request whose estimated compute exceeds this many seconds on the serving

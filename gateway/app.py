@@ -13,8 +13,9 @@ from gantry.settings import Settings, get_settings
 from gateway.deps import AppState
 from gateway.errors import error_body, install_error_handlers
 from gateway.metrics import REQUEST_LATENCY, REQUESTS
-from gateway.routers import health, models, superres
+from gateway.routers import faces, health, models, superres
 from gateway.services.catalog import ModelCatalog
+from gateway.services.faces import FaceService
 from gateway.services.superres import SuperresService, ThroughputEstimator
 from gateway.triton import TritonGateway
 
@@ -38,12 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             estimator=ThroughputEstimator(settings.serving_gflops),
         ),
+        faces=FaceService(triton=triton, catalog=catalog, settings=settings),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await triton.close()
+        grpc_server = None
+        if settings.grpc_enabled:
+            from gateway.grpc_server import start_grpc_server
+
+            grpc_server = await start_grpc_server(
+                state.faces, host=settings.gateway_host, port=settings.grpc_port
+            )
+        try:
+            yield
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
+            await triton.close()
 
     app = FastAPI(
         title="Gantry",
@@ -79,6 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         REQUEST_LATENCY.labels(route=path).observe(time.perf_counter() - start)
         return response
 
-    for router in (health.router, models.router, superres.router):
+    for router in (health.router, models.router, superres.router, faces.router):
         app.include_router(router)
     return app

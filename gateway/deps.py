@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from gantry.settings import Settings
 from gateway.services.catalog import ModelCatalog
+from gateway.services.faces import FaceService
 from gateway.services.superres import SuperresService
 from gateway.triton import TritonGateway
 
@@ -21,6 +22,7 @@ class AppState:
     triton: TritonGateway
     catalog: ModelCatalog
     superres: SuperresService
+    faces: FaceService
 
 
 def get_state(request: Request) -> AppState:

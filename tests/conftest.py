@@ -47,6 +47,7 @@ def triton_settings(model_repository: Path, tmp_path_factory: pytest.TempPathFac
         triton_grpc_port=free_port(),
         triton_metrics_port=free_port(),
         gateway_port=free_port(),
+        grpc_port=free_port(),
     )
 
 

@@ -27,7 +27,7 @@ def test_up_serves_superres_and_down_stops_everything(
     model_repository: Path, tmp_path: Path
 ) -> None:
     env = dict(os.environ)
-    ports = {k: str(free_port()) for k in ("HTTP", "GRPC", "METRICS", "GW")}
+    ports = {k: str(free_port()) for k in ("HTTP", "GRPC", "METRICS", "GW", "GWGRPC")}
     env.update(
         GANTRY_STATE_DIR=str(tmp_path),
         GANTRY_MODEL_REPOSITORY=str(model_repository),
@@ -35,6 +35,7 @@ def test_up_serves_superres_and_down_stops_everything(
         GANTRY_TRITON_GRPC_PORT=ports["GRPC"],
         GANTRY_TRITON_METRICS_PORT=ports["METRICS"],
         GANTRY_GATEWAY_PORT=ports["GW"],
+        GANTRY_GRPC_PORT=ports["GWGRPC"],
     )
     up = _gantry(env, "up")
     try:

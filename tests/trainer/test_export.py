@@ -64,7 +64,7 @@ def test_parity_gate_catches_a_graph_that_differs(tmp_path: Path) -> None:
 
 def test_flop_count_of_a_single_conv() -> None:
     conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
-    assert conv_gflops_per_pixel(conv, 3) == pytest.approx(2 * 3 * 8 * 9 / 1e9)
+    assert conv_gflops_per_pixel(conv, (1, 3, 16, 16)) == pytest.approx(2 * 3 * 8 * 9 / 1e9)
 
 
 def test_build_from_an_official_checkpoint(tmp_path: Path) -> None:

@@ -34,6 +34,24 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 
 # Imported for their side effect: each module registers its variants in ARCHS. They sit
 # below ARCHS because they import it from this package.
-from trainer.archs import rrdbnet, srvgg  # noqa: E402
+from trainer.archs import (  # noqa: E402
+    dlib_resnet,
+    iresnet,
+    mobilefacenet,
+    mtcnn,
+    retinaface,
+    rrdbnet,
+    srvgg,
+)
 
-__all__ = ["ARCHS", "build_network", "rrdbnet", "srvgg"]
+__all__ = [
+    "ARCHS",
+    "build_network",
+    "dlib_resnet",
+    "iresnet",
+    "mobilefacenet",
+    "mtcnn",
+    "retinaface",
+    "rrdbnet",
+    "srvgg",
+]

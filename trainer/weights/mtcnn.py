@@ -1,0 +1,94 @@
+"""MTCNN weights from the ``facenet-pytorch`` package's data files.
+
+facenet-pytorch 2.6.0 ships ``data/pnet.pt``, ``data/rnet.pt`` and ``data/onet.pt``: plain
+state_dicts (fp32, keys ``conv1.weight``, ``prelu1.weight``, ...) converted from the original
+Caffe MTCNN. The files are located through the import spec only: importing
+``facenet_pytorch`` needs torchvision, which this project does not install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer.archs import build_network
+
+StateDict = dict[str, torch.Tensor]
+
+PACKAGE = "facenet_pytorch"
+# Our registered architecture for each of facenet-pytorch's three files.
+ARCH_BY_NET = {"pnet": "mtcnn_pnet", "rnet": "mtcnn_rnet", "onet": "mtcnn_onet"}
+
+
+class WeightImportError(ValueError):
+    """A weights file does not fit the architecture it is loaded into."""
+
+
+def package_data_dir() -> Path:
+    """``facenet_pytorch/data`` of the installed package, found without importing it.
+
+    Raises:
+        FileNotFoundError: facenet-pytorch is not installed.
+    """
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            data = Path(location) / "data"
+            if data.is_dir():
+                return data
+    raise FileNotFoundError("facenet-pytorch is not installed (no facenet_pytorch/data)")
+
+
+def _net_name(net: str) -> str:
+    key = net.lower().removeprefix("mtcnn_")
+    if key not in ARCH_BY_NET:
+        raise KeyError(f"unknown MTCNN net {net!r}; known: {', '.join(sorted(ARCH_BY_NET))}")
+    return key
+
+
+def state_dict_mtcnn(net: str, path: str | Path | None = None) -> StateDict:
+    """Load one of facenet-pytorch's MTCNN state_dicts and prove it fits our module.
+
+    Args:
+        net: ``"pnet"``, ``"rnet"`` or ``"onet"`` (``"mtcnn_pnet"`` etc. accepted too).
+        path: a ``.pt`` to read instead of the packaged one.
+
+    Returns:
+        fp32 CPU tensors keyed like facenet-pytorch's modules, after a ``strict=True`` load
+        into a fresh ``mtcnn_<net>``.
+
+    Raises:
+        KeyError: unknown ``net``.
+        FileNotFoundError: facenet-pytorch is not installed (and no ``path`` was given).
+        WeightImportError: the file is not a state_dict, or does not fit the module.
+    """
+    key = _net_name(net)
+    file = Path(path) if path is not None else package_data_dir() / f"{key}.pt"
+    # weights_only: the file is pickled; it must not be able to run code on load.
+    raw: Any = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items()
+    ):
+        raise WeightImportError(f"{file}: not a state_dict of tensors")
+    state: StateDict = {k: v.float() for k, v in raw.items()}
+    try:
+        build_network(ARCH_BY_NET[key]).load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightImportError(f"{file} does not fit {ARCH_BY_NET[key]}: {exc}") from exc
+    return state
+
+
+def load_mtcnn(net: str) -> nn.Module:
+    """``mtcnn_<net>`` with facenet-pytorch's weights, in eval mode on CPU.
+
+    Args:
+        net: ``"pnet"``, ``"rnet"`` or ``"onet"``.
+    """
+    key = _net_name(net)
+    model = build_network(ARCH_BY_NET[key])
+    model.load_state_dict(state_dict_mtcnn(key), strict=True)
+    return model.eval()
