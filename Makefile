@@ -37,6 +37,12 @@ system-deps:
 	@dpkg -s libvulkan1 libomp5 >/dev/null 2>&1 || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
 
+# The Node gRPC client of the tests (proves the .proto serves a non-Python client).
+NODE_STAMP := tests/grpc_node/node_modules/.package-lock.json
+$(NODE_STAMP): tests/grpc_node/package-lock.json
+	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
+	npm ci --prefix tests/grpc_node --no-audit --no-fund
+
 $(MODELS_STAMP): $(STAMP) $(shell find trainer gantry -name '*.py' -not -path 'gantry/v1/*' 2>/dev/null)
 	$(GANTRY) models build
 	touch $@
@@ -61,7 +67,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install system-deps models lint
+test: install system-deps $(NODE_STAMP) models lint
 	$(VENV)/bin/pytest -q
 
 bench: install system-deps models

@@ -24,6 +24,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_GRPC_TARGET: list[str] = []
+
+
+def current_grpc_target() -> str:
+    """host:port of the gateway's gRPC server of the innermost running served_stack."""
+    return _GRPC_TARGET[-1]
+
+
 @contextmanager
 def served_stack(**overrides: str) -> Iterator[str]:
     """Run `gantry up` with its own ports and state dir; yield the gateway's base URL."""
@@ -43,9 +51,11 @@ def served_stack(**overrides: str) -> Iterator[str]:
     )
     gantry = [sys.executable, "-m", "gantry.cli"]
     subprocess.run([*gantry, "up"], env=env, check=True, cwd=REPO)
+    _GRPC_TARGET.append(f"127.0.0.1:{env['GANTRY_GRPC_PORT']}")
     try:
         yield f"http://127.0.0.1:{env['GANTRY_GATEWAY_PORT']}"
     finally:
+        _GRPC_TARGET.pop()
         subprocess.run([*gantry, "down"], env=env, check=False, cwd=REPO)
 
 

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # in 4K photos); boxes are mapped back to input pixels.
     detect_max_side: int = 1024
     mtcnn_min_face: int = 20
+    # Verification compares "the largest face" of each image: among detections at least this
+    # confident when there are any, so a large low-score false positive (hair, a necklace)
+    # never outranks a clear face.
+    verify_face_min_score: float = 0.9
     # Tiles per Triton request; peak memory of a request is bounded by this batch.
     tile_batch: int = 4
     # A synchronous request whose estimated compute exceeds this many seconds on the serving

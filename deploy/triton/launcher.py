@@ -165,7 +165,12 @@ class TritonServer:
         log.close()
         self.pid_file.write_text(str(self.process.pid))
         if wait:
-            self.wait_ready(timeout_s)
+            try:
+                self.wait_ready(timeout_s)
+            except BaseException:
+                # Never leave a half-started server behind (it runs in its own session).
+                self.stop()
+                raise
         return self
 
     def is_ready(self) -> bool:

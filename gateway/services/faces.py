@@ -98,6 +98,12 @@ def l2_normalise(vectors: NDArray[Any]) -> NDArray[np.float32]:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def main_face(faces: Sequence[FaceResult], min_score: float) -> FaceResult:
+    """The largest face among those scoring at least ``min_score`` (all, if none does)."""
+    confident = [f for f in faces if f.score >= min_score] or list(faces)
+    return max(confident, key=lambda f: f.area)
+
+
 def _face(d: Detection) -> FaceResult:
     return FaceResult(box=d.box, score=d.score, landmarks=d.landmarks)
 
@@ -276,7 +282,7 @@ class FaceService:
         faces = [_face(d) for d in await self._detect_rgb(rgb, None, None)]
         if not faces:
             raise GantryError(422, "no_face", f"no face was found in {which}")
-        return rgb, max(faces, key=lambda f: f.area)
+        return rgb, main_face(faces, self.settings.verify_face_min_score)
 
     async def verify(
         self,

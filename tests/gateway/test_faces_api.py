@@ -1,0 +1,159 @@
+"""POST /v1/faces/{detect,embed,verify} through the gateway and the real Triton."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.paths import DATA
+
+VOC = DATA / "faces_detect" / "dlib_voc"
+KNN = DATA / "faces_verify" / "face_recognition_knn"
+GROUP = "2008_001322.jpg"
+NO_FACE = DATA / "superres" / "Set5" / "HR" / "butterfly.png"
+
+
+def _labels(image: str) -> np.ndarray:  # type: ignore[type-arg]
+    with (VOC / "boxes.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["image"] == image]
+    return np.asarray(
+        [
+            [
+                float(r["x"]),
+                float(r["y"]),
+                float(r["x"]) + float(r["w"]),
+                float(r["y"]) + float(r["h"]),
+            ]
+            for r in rows
+        ]
+    )
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def _post(client: TestClient, path: str, files: dict[str, bytes], **data: str):  # type: ignore[no-untyped-def]
+    return client.post(path, files={k: (k, v) for k, v in files.items()}, data=data)
+
+
+@pytest.mark.parametrize("detector", ["retinaface", "mtcnn"])
+def test_detect_finds_every_labelled_face(client: TestClient, detector: str) -> None:
+    response = _post(
+        client, "/v1/faces/detect", {"image": (VOC / GROUP).read_bytes()}, detector=detector
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (500, 375)
+    boxes = np.asarray([f["box"] for f in body["faces"]])
+    assert _iou(_labels(GROUP), boxes).max(axis=1).min() >= 0.3
+    for face in body["faces"]:
+        assert 0.5 <= face["score"] <= 1.0 and len(face["landmarks"]) == 5
+        (lx, _), (rx, _), (nx, ny), (mlx, mly), (mrx, _) = face["landmarks"]
+        x1, y1, x2, y2 = face["box"]
+        assert x1 <= nx <= x2 and y1 <= ny <= y2
+        assert lx < rx and mlx < mrx and ny < mly  # as seen in the image: left is left
+
+
+def test_large_photos_are_detected_in_input_coordinates(client: TestClient) -> None:
+    small = Image.open(VOC / GROUP).convert("RGB")
+    big = small.resize((small.width * 3, small.height * 3), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    response = _post(client, "/v1/faces/detect", {"image": buf.getvalue()})
+    body = response.json()
+    assert (body["width"], body["height"]) == (1500, 1125)
+    boxes = np.asarray([f["box"] for f in body["faces"]]) / 3
+    assert _iou(_labels(GROUP), boxes).max(axis=1).min() >= 0.3
+
+
+def test_min_score_filters(client: TestClient) -> None:
+    data = {"image": (VOC / GROUP).read_bytes()}
+    loose = _post(client, "/v1/faces/detect", data, min_score="0.3").json()["faces"]
+    strict = _post(client, "/v1/faces/detect", data, min_score="0.999").json()["faces"]
+    assert len(strict) < len(loose) and all(f["score"] >= 0.999 for f in strict)
+
+
+def test_embed_returns_unit_embeddings(client: TestClient) -> None:
+    response = _post(client, "/v1/faces/embed", {"image": (VOC / GROUP).read_bytes()})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "dlib-resnet-v1" and len(body["faces"]) >= 3
+    for face in body["faces"]:
+        vector = np.asarray(face["embedding"])
+        assert vector.shape == (128,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+        assert face["model"] == "dlib-resnet-v1"
+
+
+def test_verify_same_and_different_people(client: TestClient) -> None:
+    obama, obama2 = (
+        (KNN / "obama" / "obama.jpg").read_bytes(),
+        (KNN / "obama" / "obama2.jpg").read_bytes(),
+    )
+    biden = (KNN / "biden" / "biden.jpg").read_bytes()
+    same = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": obama2}).json()
+    other = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": biden}).json()
+    assert same["match"] is True and other["match"] is False
+    assert same["similarity"] > other["similarity"]
+    assert same["threshold"] == other["threshold"] and same["model"] == "dlib-resnet-v1"
+    assert len(same["face_a"]["embedding"]) == 128
+    forced = _post(
+        client, "/v1/faces/verify", {"image_a": obama, "image_b": biden}, threshold="-1"
+    ).json()
+    assert forced["match"] is True and forced["threshold"] == -1
+
+
+def _error(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["message"]
+    return response.status_code, body["error"]["code"]
+
+
+def test_verify_without_a_face_is_422_no_face(client: TestClient) -> None:
+    obama = (KNN / "obama" / "obama.jpg").read_bytes()
+    response = _post(
+        client, "/v1/faces/verify", {"image_a": obama, "image_b": NO_FACE.read_bytes()}
+    )
+    assert _error(response) == (422, "no_face")
+    assert "image_b" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "expected"),
+    [
+        ("/v1/faces/detect", {"detector": "haar"}, (422, "unknown_detector")),
+        ("/v1/faces/detect", {"min_score": "1.5"}, (422, "invalid_request")),
+        ("/v1/faces/embed", {"model": "arcface-r999"}, (422, "unknown_model")),
+    ],
+)
+def test_bad_face_requests(
+    client: TestClient, path: str, fields: dict[str, str], expected: tuple[int, str]
+) -> None:
+    response = _post(client, path, {"image": (KNN / "obama" / "obama.jpg").read_bytes()}, **fields)
+    assert _error(response) == expected
+
+
+def test_not_an_image_is_415(client: TestClient) -> None:
+    assert _error(_post(client, "/v1/faces/detect", {"image": b"GIF? no, text"})) == (
+        415,
+        "unsupported_media_type",
+    )
+
+
+def test_face_models_are_listed_and_ready(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert models["retinaface-mnet025"]["task"] == "face_detection"
+    assert models["dlib-resnet-v1"]["task"] == "face_embedding"
+    assert {"mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"} <= set(models)
+    assert all(m["ready"] for m in models.values())
+    ready = client.get("/readyz").json()["models"]
+    assert {"retinaface-mnet025", "dlib-resnet-v1", "realesrgan-x4plus"} <= set(ready)
