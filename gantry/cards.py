@@ -83,6 +83,7 @@ class ModelCard(BaseModel):
         default=0, description="reflect padding around the whole image, cropped after"
     )
     min_input_size: int = 1
+    size_multiple: int = Field(default=1, description="height and width must be multiples")
     max_batch_size: int = 8
     preferred_batch_sizes: tuple[int, ...] = (2, 4)
     max_queue_delay_us: int = 2000
@@ -99,6 +100,10 @@ class ModelCard(BaseModel):
         default=None, description="cosine similarity at and above which two faces match"
     )
     threshold_note: str = ""
+    # --- synthesis -------------------------------------------------------------------------
+    n_classes: int | None = None
+    feat_num: int = 0
+    class_names: tuple[str, ...] = ()
 
     @property
     def input_hw(self) -> tuple[int, int] | None:

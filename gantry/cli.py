@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -122,6 +123,25 @@ def _gateway_command(settings: Settings) -> list[str]:
     ]
 
 
+def _worker_command(queues: str = "inference,training") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.tasks",
+        "worker",
+        "-Q",
+        queues,
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
 def _wait_http(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -158,12 +178,21 @@ def up(
         _gateway_command(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     (settings.state_dir / "gateway.pid").write_text(str(gateway.pid))
+    worker_log = (settings.state_dir / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        _worker_command(), stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    (settings.state_dir / "worker.pid").write_text(str(worker.pid))
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
     if not _wait_http(f"{base}/readyz", 60):
         console.print(f"[red]gateway not ready; see {settings.state_dir / 'gateway.log'}")
         _stop_all(settings)
         raise typer.Exit(1)
     console.print(f"[green]Gateway ready[/] at {base}  — API docs: {base}/docs")
+    console.print(
+        f"gRPC FaceVerification on :{settings.grpc_port}; a job worker is running "
+        f"(broker: {settings.effective_broker_url.split('://')[0]})"
+    )
     console.print(
         f"Try: curl -F image=@../shared/data/superres/Set5/LR_bicubic/X4/babyx4.png "
         f"{base}/v1/superres -o out.png"
@@ -175,7 +204,12 @@ def up(
     # `docker stop` and process managers send SIGTERM: stop the servers as for Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        while gateway.poll() is None and triton.process and triton.process.poll() is None:
+        while (
+            gateway.poll() is None
+            and worker.poll() is None
+            and triton.process
+            and triton.process.poll() is None
+        ):
             time.sleep(1)
         console.print("[red]a server exited; stopping")
     except KeyboardInterrupt:
@@ -198,17 +232,22 @@ def _stop_pid_file(path: Path) -> bool:
     except ProcessLookupError:
         path.unlink(missing_ok=True)
         return False
-    for _ in range(100):
+    for _ in range(150):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             break
         time.sleep(0.1)
+    else:  # still there after 15 s: a worker stuck in a warm shutdown
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return True
 
 
 def _stop_all(settings: Settings) -> None:
+    if _stop_pid_file(settings.state_dir / "worker.pid"):
+        console.print("worker stopped")
     if _stop_pid_file(settings.state_dir / "gateway.pid"):
         console.print("gateway stopped")
     if _triton(settings).stop():
@@ -230,6 +269,51 @@ def status() -> None:
     gateway_ok = _wait_http(f"{base}/healthz", 1)
     console.print(f"triton  {'[green]ready' if triton_ok else '[red]down'}")
     console.print(f"gateway {'[green]up' if gateway_ok else '[red]down'}  {base}")
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="comma-separated queues")] = "inference,training",
+) -> None:
+    """Run a job worker in the foreground (Celery, concurrency 1)."""
+    os.execv(sys.executable, _worker_command(queues))
+
+
+jobs_app = typer.Typer(help="Follow the jobs of the jobs API.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: str,
+    url: Annotated[str | None, typer.Option(help="gateway base URL")] = None,
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.5,
+) -> None:
+    """A live progress bar of one job until it ends; exit 1 unless it succeeded."""
+    import httpx
+
+    settings = get_settings()
+    base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
+    with _progress() as progress, httpx.Client(timeout=10) as client:
+        task = progress.add_task(job_id[:8], total=1000)
+        while True:
+            response = client.get(f"{base}/v1/jobs/{job_id}")
+            if response.status_code != 200:
+                console.print(f"[red]{response.json()['error']['message']}")
+                raise typer.Exit(1)
+            job = response.json()
+            progress.update(
+                task,
+                completed=int(job["progress"] * 1000),
+                description=f"{job['kind']} {job['status']}: {job['stage']}",
+            )
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(interval)
+    if job["status"] != "succeeded":
+        console.print(f"[red]{job['status']}[/]: {job.get('error')}")
+        raise typer.Exit(1)
+    console.print(f"[green]succeeded[/]: GET {base}/v1/jobs/{job_id}/result")
 
 
 @app.command()

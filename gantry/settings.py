@@ -70,6 +70,41 @@ class Settings(BaseSettings):
     # Starting estimate of the served GFLOP/s before the gateway has timed real requests.
     serving_gflops: float = 40.0
 
+    # --- jobs ----------------------------------------------------------------------------
+    # Empty: the embedded default, kombu's SQLAlchemy transport on SQLite under state_dir (no
+    # server needed). Deployments set redis://host:6379/0.
+    broker_url: str = ""
+    # Job records (status, progress, results); SQLite under state_dir by default, any
+    # SQLAlchemy URL (postgresql://...) in deployments.
+    jobs_db_url: str = ""
+    # Redis redelivers an unacknowledged message after this long; above the hard time limit so
+    # a long job is never handed to a second worker while the first still runs it.
+    broker_visibility_timeout_s: int = 4000
+    job_soft_time_limit_s: int = 3600
+    job_hard_time_limit_s: int = 3700
+    # A running job whose worker has not reported for this long is requeued (worker lost).
+    job_heartbeat_timeout_s: float = 60.0
+    job_max_attempts: int = 3
+    result_retention_hours: float = 72.0
+    max_batch_images: int = 256
+    max_job_input_bytes: int = 512 * 1024 * 1024
+
+    @property
+    def results_dir(self) -> Path:
+        return self.state_dir / "results"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.state_dir / "inputs"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.state_dir / 'broker.sqlite'}"
+
+    @property
+    def effective_jobs_db_url(self) -> str:
+        return self.jobs_db_url or f"sqlite:///{self.state_dir / 'jobs.sqlite'}"
+
     @property
     def triton_url(self) -> str:
         """host:port of the protocol the gateway uses."""

@@ -13,11 +13,14 @@ from gantry.settings import Settings, get_settings
 from gateway.deps import AppState
 from gateway.errors import error_body, install_error_handlers
 from gateway.metrics import REQUEST_LATENCY, REQUESTS
-from gateway.routers import faces, health, models, superres
+from gateway.routers import faces, health, jobs, models, superres
 from gateway.services.catalog import ModelCatalog
 from gateway.services.faces import FaceService
+from gateway.services.jobs import JobService
 from gateway.services.superres import SuperresService, ThroughputEstimator
 from gateway.triton import TritonGateway
+from workers.celery_app import create_celery
+from workers.store import JobStore
 
 # Multipart framing around the file; a request body over the upload limit plus this is
 # refused before it is parsed.
@@ -40,6 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             estimator=ThroughputEstimator(settings.serving_gflops),
         ),
         faces=FaceService(triton=triton, catalog=catalog, settings=settings),
+        jobs=JobService(
+            settings=settings,
+            store=JobStore(settings.effective_jobs_db_url),
+            celery=create_celery(settings),
+        ),
     )
 
     @asynccontextmanager
@@ -92,6 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         REQUEST_LATENCY.labels(route=path).observe(time.perf_counter() - start)
         return response
 
-    for router in (health.router, models.router, superres.router, faces.router):
+    for router in (health.router, models.router, superres.router, faces.router, jobs.router):
         app.include_router(router)
     return app

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from gantry.settings import Settings
 from gateway.services.catalog import ModelCatalog
 from gateway.services.faces import FaceService
+from gateway.services.jobs import JobService
 from gateway.services.superres import SuperresService
 from gateway.triton import TritonGateway
 
@@ -23,6 +24,7 @@ class AppState:
     catalog: ModelCatalog
     superres: SuperresService
     faces: FaceService
+    jobs: JobService
 
 
 def get_state(request: Request) -> AppState:

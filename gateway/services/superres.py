@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.tiling import Blender, TilePlan, crop_window, plan_tiles
 from gateway.triton import TritonGateway
 
 MAX_TILE = 1024
+TileCallback = Callable[[int, int], None]
 
 
 class ThroughputEstimator:
@@ -113,7 +115,14 @@ class SuperresService:
         self.settings = settings
         self.estimator = estimator
 
-    def plan(self, built: BuiltCard, image: DecodedImage, tile: int | None) -> TilePlan:
+    def plan(
+        self,
+        built: BuiltCard,
+        image: DecodedImage,
+        tile: int | None,
+        *,
+        enforce_budget: bool = True,
+    ) -> TilePlan:
         """Check the output size and the compute budget, and lay out the tiles."""
         scale = built.card.scale
         out_pixels = image.width * scale * image.height * scale
@@ -137,7 +146,7 @@ class SuperresService:
         )
         gflop = estimate_gflop(built, plan)
         seconds = gflop / self.estimator.rate(built.card.name)
-        if seconds > self.settings.sync_budget_s:
+        if enforce_budget and seconds > self.settings.sync_budget_s:
             raise GantryError(
                 413,
                 "compute_budget_exceeded",
@@ -148,8 +157,18 @@ class SuperresService:
             )
         return plan
 
-    async def run_tiles(self, built: BuiltCard, chw: NDArray[Any], plan: TilePlan) -> NDArray[Any]:
-        """Send the windows to Triton in batches and blend the outputs."""
+    async def run_tiles(
+        self,
+        built: BuiltCard,
+        chw: NDArray[Any],
+        plan: TilePlan,
+        on_tile: TileCallback | None = None,
+    ) -> NDArray[Any]:
+        """Send the windows to Triton in batches and blend the outputs.
+
+        ``on_tile(done, total)`` runs after each batch; a batch job uses it for progress and
+        to stop (by raising) at the next tile once cancelled.
+        """
         card = built.card
         (inp,), (out,) = card.inputs, card.outputs
         batch = max(1, min(self.settings.tile_batch, card.max_batch_size))
@@ -162,11 +181,20 @@ class SuperresService:
             upscaled = result[out.name]
             for (y, x), tile_out in zip(group, upscaled, strict=True):
                 blender.add(y, x, tile_out)
+            if on_tile is not None:
+                on_tile(start + len(group), len(origins))
         TILES.labels(model=card.name).inc(len(origins))
         return blender.result()
 
     async def upscale(
-        self, *, data: bytes, model: str | None, tile: int | None, fmt: OutputFormat
+        self,
+        *,
+        data: bytes,
+        model: str | None,
+        tile: int | None,
+        fmt: OutputFormat,
+        enforce_budget: bool = True,
+        on_tile: TileCallback | None = None,
     ) -> UpscaleResult:
         """Upscale one encoded image.
 
@@ -175,16 +203,18 @@ class SuperresService:
             model: a super-resolution model name; the default when None.
             tile: window size in input pixels; the card's when None, 0 for the whole image.
             fmt: output format.
+            enforce_budget: refuse work over the synchronous budget (off in batch jobs).
+            on_tile: progress callback, see :meth:`run_tiles`.
         """
         name = model or self.settings.default_superres_model
         built = self.catalog.require(name, task="superres")
         image = await asyncio.to_thread(
             decode_image, data, max_pixels=self.settings.max_input_pixels
         )
-        plan = self.plan(built, image, tile)
+        plan = self.plan(built, image, tile, enforce_budget=enforce_budget)
         started = time.perf_counter()
         chw = pre_pad(image.rgb.transpose(2, 0, 1), built.card.pre_pad)
-        out = await self.run_tiles(built, chw, plan)
+        out = await self.run_tiles(built, chw, plan, on_tile)
         self.estimator.observe(name, estimate_gflop(built, plan), time.perf_counter() - started)
         scale = built.card.scale
         crop = built.card.pre_pad * scale

@@ -53,11 +53,34 @@ def _prepare(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
+def _synthesis_inputs(card: ModelCard, data_dir: Path) -> list[tuple[str, NDArray[Any]]]:
+    """Real facade label maps turned into generator inputs, at two sizes."""
+    from gantry.labelmaps import cmp_facade_classes, generator_input
+
+    assert card.n_classes is not None
+    inputs = []
+    labels = sorted((data_dir / "train" / "cmp_facades" / "val" / "label").glob("*.png"))[:1]
+    for path, (h, w) in zip(labels * 2, ((256, 512), (128, 128)), strict=True):
+        label = Image.open(path).resize((w, h), Image.Resampling.NEAREST)
+        classes = cmp_facade_classes(np.asarray(label))
+        rng = np.random.default_rng(0)
+        features = {c: rng.uniform(-1, 1, card.feat_num) for c in range(card.n_classes)}
+        x = generator_input(
+            classes, None, features, n_classes=card.n_classes, feat_num=card.feat_num
+        )
+        inputs.append((f"{path.relative_to(data_dir)} at {h}x{w}", x))
+    return inputs
+
+
 def probe_inputs(card: ModelCard, data_dir: Path) -> list[tuple[str, NDArray[Any]]]:
     """(label, CHW float32) real inputs for ``card``, from ``data_dir`` (../shared/data).
 
     Without the data directory the gate still runs, on a fixed pseudo-random image.
     """
+    if card.task == "synthesis":
+        found = _synthesis_inputs(card, data_dir)
+        if found:
+            return found
     inputs: list[tuple[str, NDArray[Any]]] = []
     for rel in _PHOTOS.get(card.task, ()):
         path = data_dir / rel

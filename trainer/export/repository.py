@@ -56,7 +56,8 @@ def build_model(card: ModelCard, options: BuildOptions, step: Step = lambda _: N
     step("loading weights")
     model = load_model(card, options.weights)
     step("exporting ONNX")
-    onnx_path = export_onnx(model, card, version_dir / "model.onnx")
+    with torch.no_grad():
+        onnx_path = export_onnx(model, card, version_dir / "model.onnx")
     step("checking ONNX Runtime against PyTorch")
     images = probe_inputs(card, options.data_dir)
     report = check_parity(model, onnx_path, card, images, tolerance=options.tolerance)
@@ -98,7 +99,6 @@ def build_repository(
     names: list[str], options: BuildOptions, step: Callable[[str, str], None] | None = None
 ) -> list[BuiltCard]:
     """Build every named model (all registered cards when ``names`` is empty)."""
-    torch.set_grad_enabled(False)
     selected = names or CARDS.names()
     if options.weights is not None and len(selected) != 1:
         raise ValueError("--weights applies to exactly one model; name it")

@@ -44,4 +44,10 @@ def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:
         from trainer.weights.dlib import state_dict_from_dlib_dat
 
         return state_dict_from_dlib_dat(checkpoint)
+    if importer == "pix2pixhd":
+        from trainer.weights.pix2pixhd import load_official_pix2pixhd, state_dict_facades_tiny
+
+        if checkpoint is not None:
+            return load_official_pix2pixhd(checkpoint, card.architecture, **card.arch_kwargs)
+        return state_dict_facades_tiny()
     raise KeyError(f"{card.name}: unknown weights importer {importer!r}")

@@ -1,0 +1,1 @@
+"""Small, deterministic CPU training runs for models whose weights Gantry makes itself."""

@@ -1,0 +1,1 @@
+"""Job functions: ``run(ctx) -> result dict``, one module per job kind."""

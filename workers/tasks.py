@@ -1,0 +1,137 @@
+"""Celery tasks (named, idempotent, late-acked) and the worker's housekeeping threads.
+
+Start a worker with ``gantry worker`` (or ``celery -A workers.tasks worker -Q inference``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_ready, worker_shutting_down
+
+from gantry.settings import get_settings
+from workers.celery_app import QUEUES, TASKS, create_celery
+from workers.runner import JobContext, TransientError, run_job
+from workers.store import JobStore
+
+log = logging.getLogger(__name__)
+app = create_celery()
+
+
+@lru_cache(maxsize=1)
+def store() -> JobStore:
+    """This process's job store."""
+    return JobStore(get_settings().effective_jobs_db_url)
+
+
+def _job_function(kind: str) -> Callable[[JobContext], dict[str, Any]]:
+    if kind == "superres_batch":
+        from workers.jobs import superres_batch
+
+        return superres_batch.run
+    if kind == "synthesis":
+        from workers.jobs import synthesis
+
+        return synthesis.run
+    raise KeyError(kind)
+
+
+def _execute(task: Task[Any, Any], kind: str, job_id: str) -> str:
+    try:
+        return run_job(job_id, _job_function(kind), store=store(), settings=get_settings())
+    except TransientError as exc:
+        # Triton is unreachable: retry with exponential backoff (2, 4, 8, ... s, capped).
+        countdown = min(2 ** (task.request.retries + 1), 60)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=8) from exc
+
+
+@app.task(name=TASKS["superres_batch"], bind=True, acks_late=True, reject_on_worker_lost=True)
+def superres_batch(self: Task[Any, Any], job_id: str) -> str:
+    """Run a ``superres_batch`` job."""
+    return _execute(self, "superres_batch", job_id)
+
+
+@app.task(name=TASKS["synthesis"], bind=True, acks_late=True, reject_on_worker_lost=True)
+def synthesis(self: Task[Any, Any], job_id: str) -> str:
+    """Run a ``synthesis`` job."""
+    return _execute(self, "synthesis", job_id)
+
+
+def enqueue(kind: str, job_id: str) -> None:
+    """Send the task of a job to its queue."""
+    app.send_task(TASKS[kind], args=[job_id], queue=QUEUES[kind])
+
+
+def reap_stale_jobs(job_store: JobStore) -> list[str]:
+    """Requeue running jobs whose worker died (no heartbeat), or fail them after N tries.
+
+    With the embedded SQLite broker a message taken by a killed worker is gone; with Redis it
+    comes back after the visibility timeout. Either way this sends the job again, and the
+    claim in the job store makes a second delivery of the same job a no-op.
+    """
+    settings = get_settings()
+    requeued = []
+    for job in job_store.stale_running(settings.job_heartbeat_timeout_s):
+        if job.attempts >= settings.job_max_attempts:
+            job_store.finish(
+                job.id,
+                "failed",
+                error={
+                    "code": "worker_lost",
+                    "message": f"the worker running this job stopped {job.attempts} times",
+                },
+            )
+            continue
+        job_store.requeue(job.id, "requeued after worker loss")
+        enqueue(job.kind, job.id)
+        requeued.append(job.id)
+    return requeued
+
+
+def purge_expired_results(job_store: JobStore) -> int:
+    """Delete result files of jobs finished more than the retention period ago."""
+    settings = get_settings()
+    cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(
+        hours=settings.result_retention_hours
+    )
+    removed = 0
+    for job in job_store.finished_before(cutoff):
+        name = (job.result or {}).get("file")
+        if name and (settings.results_dir / name).exists():
+            (settings.results_dir / name).unlink()
+            removed += 1
+        for input_id in job.params.get("inputs", []) if isinstance(job.params, dict) else []:
+            shutil.rmtree(settings.inputs_dir / str(input_id), ignore_errors=True)
+    return removed
+
+
+_stop = threading.Event()
+
+
+def _housekeeping() -> None:
+    interval = max(get_settings().job_heartbeat_timeout_s / 2, 1.0)
+    while not _stop.wait(interval):
+        try:
+            reaped = reap_stale_jobs(store())
+            if reaped:
+                log.warning("requeued jobs of lost workers: %s", reaped)
+            purge_expired_results(store())
+        except Exception:  # housekeeping must never take the worker down
+            log.exception("housekeeping failed")
+
+
+@worker_ready.connect
+def _start_housekeeping(**_: object) -> None:
+    threading.Thread(target=_housekeeping, name="gantry-housekeeping", daemon=True).start()
+
+
+@worker_shutting_down.connect
+def _stop_housekeeping(**_: object) -> None:
+    _stop.set()
