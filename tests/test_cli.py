@@ -8,8 +8,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import free_port
-from tests.paths import REPO
+from tests.paths import REPO, SET5
 
 
 def _gantry(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,10 +48,25 @@ def test_up_serves_superres_and_down_stops_everything(
             assert response.status == 200
         status = _gantry(env, "status")
         assert "ready" in status.stdout and "up" in status.stdout
+        # `gantry up` also started a job worker: a batch job runs, and `jobs watch` follows it.
+        lr = (SET5 / "LR_bicubic" / "X4" / "birdx4.png").read_bytes()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            input_id = client.post("/v1/inputs", files={"file": ("bird.png", lr)}).json()["id"]
+            job = client.post(
+                "/v1/jobs",
+                json={
+                    "kind": "superres_batch",
+                    "params": {"inputs": [input_id], "model": "realesr-animevideov3-x2"},
+                },
+            ).json()
+        watch = _gantry(env, "jobs", "watch", job["id"], "--url", base)
+        assert watch.returncode == 0, watch.stdout + watch.stderr
+        assert "succeeded" in watch.stdout
     finally:
         down = _gantry(env, "down")
     assert down.returncode == 0
     assert "tritonserver stopped" in down.stdout and "gateway stopped" in down.stdout
+    assert "worker stopped" in down.stdout
     assert not (tmp_path / "triton.pid").exists()
     after = _gantry(env, "status")
     assert "down" in after.stdout

@@ -267,6 +267,26 @@ class JobStore:
             ).mappings()
             return [Job(**dict(r)) for r in rows]
 
+    def stale_requeued(self, older_than_s: float) -> list[Job]:
+        """Queued jobs that already ran once and have waited longer than a retry should.
+
+        Their retry message may have died with a worker (it holds delayed retries in memory).
+        """
+        cutoff = _now() - dt.timedelta(seconds=older_than_s)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.status == "queued")
+                .where(jobs.c.attempts > 0)
+                .where(jobs.c.updated_at < cutoff)
+            ).mappings()
+            return [Job(**dict(r)) for r in rows]
+
+    def touch(self, job_id: str) -> None:
+        """Mark a job as just updated (after re-sending its message)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=_now()))
+
     def finished_before(self, cutoff: dt.datetime) -> list[Job]:
         """Final jobs last updated before ``cutoff`` (for result retention)."""
         with self.engine.begin() as conn:

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutting_down
 
-from gantry.settings import get_settings
+from gantry.settings import Settings, get_settings
 from workers.celery_app import QUEUES, TASKS, create_celery
 from workers.runner import JobContext, TransientError, run_job
 from workers.store import JobStore
@@ -69,14 +69,21 @@ def enqueue(kind: str, job_id: str) -> None:
     app.send_task(TASKS[kind], args=[job_id], queue=QUEUES[kind])
 
 
-def reap_stale_jobs(job_store: JobStore) -> list[str]:
+# The longest retry countdown (see _execute) plus slack: a requeued job waiting longer than
+# this has lost its retry message.
+RETRY_GRACE_S = 90.0
+
+
+def reap_stale_jobs(
+    job_store: JobStore, settings: Settings, send: Callable[[str, str], None] = enqueue
+) -> list[str]:
     """Requeue running jobs whose worker died (no heartbeat), or fail them after N tries.
 
     With the embedded SQLite broker a message taken by a killed worker is gone; with Redis it
     comes back after the visibility timeout. Either way this sends the job again, and the
-    claim in the job store makes a second delivery of the same job a no-op.
+    claim in the job store makes a second delivery of the same job a no-op. Jobs waiting for
+    a retry whose delayed message died with its worker are sent again too.
     """
-    settings = get_settings()
     requeued = []
     for job in job_store.stale_running(settings.job_heartbeat_timeout_s):
         if job.attempts >= settings.job_max_attempts:
@@ -90,14 +97,17 @@ def reap_stale_jobs(job_store: JobStore) -> list[str]:
             )
             continue
         job_store.requeue(job.id, "requeued after worker loss")
-        enqueue(job.kind, job.id)
+        send(job.kind, job.id)
+        requeued.append(job.id)
+    for job in job_store.stale_requeued(settings.job_heartbeat_timeout_s + RETRY_GRACE_S):
+        job_store.touch(job.id)
+        send(job.kind, job.id)
         requeued.append(job.id)
     return requeued
 
 
-def purge_expired_results(job_store: JobStore) -> int:
-    """Delete result files of jobs finished more than the retention period ago."""
-    settings = get_settings()
+def purge_expired_results(job_store: JobStore, settings: Settings) -> int:
+    """Delete result files (and inputs) of jobs finished more than the retention ago."""
     cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(
         hours=settings.result_retention_hours
     )
@@ -119,10 +129,10 @@ def _housekeeping() -> None:
     interval = max(get_settings().job_heartbeat_timeout_s / 2, 1.0)
     while not _stop.wait(interval):
         try:
-            reaped = reap_stale_jobs(store())
+            reaped = reap_stale_jobs(store(), get_settings())
             if reaped:
                 log.warning("requeued jobs of lost workers: %s", reaped)
-            purge_expired_results(store())
+            purge_expired_results(store(), get_settings())
         except Exception:  # housekeeping must never take the worker down
             log.exception("housekeeping failed")
 
