@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from gantry.settings import Settings, get_settings
+from workers.celery_app import worker_command
 
 app = typer.Typer(help="Gantry: GAN and face models served by Triton.", no_args_is_help=True)
 models_app = typer.Typer(help="Build and list the Triton model repository.", no_args_is_help=True)
@@ -123,25 +124,6 @@ def _gateway_command(settings: Settings) -> list[str]:
     ]
 
 
-def _worker_command(queues: str = "inference,training") -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.tasks",
-        "worker",
-        "-Q",
-        queues,
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-
-
 def _wait_http(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -180,7 +162,7 @@ def up(
     (settings.state_dir / "gateway.pid").write_text(str(gateway.pid))
     worker_log = (settings.state_dir / "worker.log").open("ab")
     worker = subprocess.Popen(
-        _worker_command(), stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True
+        worker_command(), stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True
     )
     (settings.state_dir / "worker.pid").write_text(str(worker.pid))
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -276,7 +258,7 @@ def worker(
     queues: Annotated[str, typer.Option(help="comma-separated queues")] = "inference,training",
 ) -> None:
     """Run a job worker in the foreground (Celery, concurrency 1)."""
-    os.execv(sys.executable, _worker_command(queues))
+    os.execv(sys.executable, worker_command(queues))
 
 
 jobs_app = typer.Typer(help="Follow the jobs of the jobs API.", no_args_is_help=True)

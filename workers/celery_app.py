@@ -7,6 +7,8 @@ default (no server to run). Results are not stored in Celery: job records in
 
 from __future__ import annotations
 
+import sys
+
 from celery import Celery
 
 from gantry.settings import Settings, get_settings
@@ -19,6 +21,30 @@ TASKS: dict[str, str] = {
     "synthesis": "gantry.synthesis",
 }
 QUEUES: dict[str, str] = {"superres_batch": INFERENCE_QUEUE, "synthesis": INFERENCE_QUEUE}
+
+
+def worker_command(queues: str = "inference,training", name: str | None = None) -> list[str]:
+    """The command line of one job worker: prefork pool of one process (time limits work),
+    no gossip or mingle (the embedded broker has no broadcast)."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.tasks",
+        "worker",
+        "-Q",
+        queues,
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if name:
+        command += ["-n", name]
+    return command
 
 
 def create_celery(settings: Settings | None = None) -> Celery:

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 from gantry.settings import Settings
 from tests.conftest import free_port
 from tests.paths import REPO
+from workers.celery_app import worker_command
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -86,26 +86,9 @@ class JobStack:
     def start_worker(self) -> subprocess.Popen[bytes]:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         log = (self.settings.state_dir / f"worker{len(self.workers)}.log").open("ab")
+        name = f"test{len(self.workers)}@%h"
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.tasks",
-                "worker",
-                "-Q",
-                "inference,training",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"test{len(self.workers)}@%h",
-            ],
+            [*worker_command(name=name), "--without-heartbeat"],
             env=self.env,
             cwd=REPO,
             stdout=log,
