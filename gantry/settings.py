@@ -33,7 +33,6 @@ class Settings(BaseSettings):
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
-    triton_protocol: Literal["http", "grpc"] = "grpc"
     triton_timeout_s: float = 120.0
     triton_start_timeout_s: float = 180.0
     # ONNX Runtime threads per model instance inside Triton (0 = ORT's default: all cores).
@@ -107,9 +106,8 @@ class Settings(BaseSettings):
 
     @property
     def triton_url(self) -> str:
-        """host:port of the protocol the gateway uses."""
-        port = self.triton_grpc_port if self.triton_protocol == "grpc" else self.triton_http_port
-        return f"{self.triton_host}:{port}"
+        """host:port of Triton's gRPC endpoint (the gateway and workers speak gRPC to it)."""
+        return f"{self.triton_host}:{self.triton_grpc_port}"
 
 
 @lru_cache(maxsize=1)
