@@ -183,8 +183,10 @@ def up(
         console.print("Stop with `gantry down`.")
         return
     console.print("Press Ctrl-C to stop.")
-    # `docker stop` and process managers send SIGTERM: stop the servers as for Ctrl-C.
+    # `docker stop` and process managers send SIGTERM: stop the servers as for Ctrl-C. SIGINT
+    # is set too, because a process started in the background inherits it as ignored.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:
         while (
             gateway.poll() is None
