@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -206,33 +205,13 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop_pid_file(path: Path) -> bool:
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        path.unlink(missing_ok=True)
-        return False
-    for _ in range(150):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:  # still there after 15 s: a worker stuck in a warm shutdown
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    path.unlink(missing_ok=True)
-    return True
-
-
 def _stop_all(settings: Settings) -> None:
-    if _stop_pid_file(settings.state_dir / "worker.pid"):
+    from deploy.triton.launcher import stop_pid_file
+
+    # A worker can hang in a warm shutdown on the SQLite broker: it gets 15 s, then SIGKILL.
+    if stop_pid_file(settings.state_dir / "worker.pid"):
         console.print("worker stopped")
-    if _stop_pid_file(settings.state_dir / "gateway.pid"):
+    if stop_pid_file(settings.state_dir / "gateway.pid"):
         console.print("gateway stopped")
     if _triton(settings).stop():
         console.print("tritonserver stopped")

@@ -202,10 +202,10 @@ class TritonServer:
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the server started by this object or recorded in the pid file."""
-        pid = self.process.pid if self.process is not None else _read_pid(self.pid_file)
+        pid = self.process.pid if self.process is not None else read_pid(self.pid_file)
         if pid is None:
             return False
-        stopped = _terminate(pid, timeout_s)
+        stopped = stop_process_group(pid, timeout_s)
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=1)
@@ -222,7 +222,8 @@ class TritonServer:
             self.stop()
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
+    """The pid recorded in ``path``, or None."""
     try:
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
@@ -244,8 +245,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _terminate(pid: int, timeout_s: float) -> bool:
-    """SIGTERM the server's process group (server and backend stubs), SIGKILL if it lingers."""
+def stop_process_group(pid: int, timeout_s: float) -> bool:
+    """SIGTERM a process group (a server and its children), SIGKILL it if it lingers.
+
+    Returns False when the process was already gone.
+    """
     if not _alive(pid):
         return False
     with contextlib.suppress(ProcessLookupError):
@@ -258,3 +262,13 @@ def _terminate(pid: int, timeout_s: float) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     return True
+
+
+def stop_pid_file(path: Path, timeout_s: float = 15.0) -> bool:
+    """Stop the process group whose leader's pid is in ``path``; remove the file."""
+    pid = read_pid(path)
+    if pid is None:
+        return False
+    stopped = stop_process_group(pid, timeout_s)
+    path.unlink(missing_ok=True)
+    return stopped
