@@ -12,15 +12,7 @@ import sys
 from celery import Celery
 
 from gantry.settings import Settings, get_settings
-
-INFERENCE_QUEUE = "inference"
-TRAINING_QUEUE = "training"
-# Job kind → task name; every task takes one argument, the job id.
-TASKS: dict[str, str] = {
-    "superres_batch": "gantry.superres_batch",
-    "synthesis": "gantry.synthesis",
-}
-QUEUES: dict[str, str] = {"superres_batch": INFERENCE_QUEUE, "synthesis": INFERENCE_QUEUE}
+from workers.kinds import INFERENCE_QUEUE, TRAINING_QUEUE
 
 
 def worker_command(queues: str = "inference,training", name: str | None = None) -> list[str]:

@@ -17,8 +17,9 @@ from celery import Task
 from celery.signals import worker_ready, worker_shutting_down
 
 from gantry.settings import Settings, get_settings
-from workers.celery_app import QUEUES, TASKS, create_celery
-from workers.runner import JobContext, TransientError, run_job
+from workers.celery_app import create_celery
+from workers.kinds import JOB_KINDS
+from workers.runner import TransientError, run_job
 from workers.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -31,42 +32,35 @@ def store() -> JobStore:
     return JobStore(get_settings().effective_jobs_db_url)
 
 
-def _job_function(kind: str) -> Callable[[JobContext], dict[str, Any]]:
-    if kind == "superres_batch":
-        from workers.jobs import superres_batch
-
-        return superres_batch.run
-    if kind == "synthesis":
-        from workers.jobs import synthesis
-
-        return synthesis.run
-    raise KeyError(kind)
-
-
 def _execute(task: Task[Any, Any], kind: str, job_id: str) -> str:
     try:
-        return run_job(job_id, _job_function(kind), store=store(), settings=get_settings())
+        return run_job(job_id, JOB_KINDS[kind].function(), store=store(), settings=get_settings())
     except TransientError as exc:
         # Triton is unreachable: retry with exponential backoff (2, 4, 8, ... s, capped).
         countdown = min(2 ** (task.request.retries + 1), 60)
         raise task.retry(exc=exc, countdown=countdown, max_retries=8) from exc
 
 
-@app.task(name=TASKS["superres_batch"], bind=True, acks_late=True, reject_on_worker_lost=True)
-def superres_batch(self: Task[Any, Any], job_id: str) -> str:
-    """Run a ``superres_batch`` job."""
-    return _execute(self, "superres_batch", job_id)
+def _register_task(kind: str) -> Task[Any, Any]:
+    """One named, late-acked task per job kind; it takes the job id."""
+
+    def run(self: Task[Any, Any], job_id: str) -> str:
+        return _execute(self, kind, job_id)
+
+    run.__doc__ = f"Run a ``{kind}`` job."
+    task: Task[Any, Any] = app.task(
+        name=JOB_KINDS[kind].task, bind=True, acks_late=True, reject_on_worker_lost=True
+    )(run)
+    return task
 
 
-@app.task(name=TASKS["synthesis"], bind=True, acks_late=True, reject_on_worker_lost=True)
-def synthesis(self: Task[Any, Any], job_id: str) -> str:
-    """Run a ``synthesis`` job."""
-    return _execute(self, "synthesis", job_id)
+TASKS: dict[str, Task[Any, Any]] = {kind: _register_task(kind) for kind in JOB_KINDS}
 
 
 def enqueue(kind: str, job_id: str) -> None:
     """Send the task of a job to its queue."""
-    app.send_task(TASKS[kind], args=[job_id], queue=QUEUES[kind])
+    job_kind = JOB_KINDS[kind]
+    app.send_task(job_kind.task, args=[job_id], queue=job_kind.queue)
 
 
 # The longest retry countdown (see _execute) plus slack: a requeued job waiting longer than

@@ -6,23 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from gantry.settings import Settings
 from gateway.errors import GantryError
-from workers.celery_app import QUEUES, TASKS
 from workers.inputs import input_file
+from workers.kinds import JOB_KINDS
 from workers.store import Job, JobStore
-
-
-def _params_model(kind: str) -> type[BaseModel]:
-    if kind == "superres_batch":
-        from workers.jobs.superres_batch import SuperresBatchParams
-
-        return SuperresBatchParams
-    from workers.jobs.synthesis_params import SynthesisParams
-
-    return SynthesisParams
 
 
 class JobService:
@@ -35,23 +25,24 @@ class JobService:
 
     def create(self, kind: str, params: dict[str, Any]) -> Job:
         """Validate, record and enqueue a job; 422 for a bad kind or bad parameters."""
-        if kind not in TASKS:
+        job_kind = JOB_KINDS.get(kind)
+        if job_kind is None:
             raise GantryError(
-                422, "unknown_kind", f"kind must be one of {', '.join(sorted(TASKS))}"
+                422, "unknown_kind", f"kind must be one of {', '.join(sorted(JOB_KINDS))}"
             )
         try:
-            validated = _params_model(kind).model_validate(params)
+            validated = job_kind.params_model().model_validate(params)
         except ValidationError as exc:
             details = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
                 for e in exc.errors()
             )
             raise GantryError(422, "invalid_params", details) from exc
-        for input_id in _input_ids(validated):
+        for input_id in validated.input_ids():
             input_file(self.settings, input_id)  # 422 unknown_input before anything is queued
         job = self.store.create(kind, validated.model_dump(mode="json"))
         try:
-            self.celery.send_task(TASKS[kind], args=[job.id], queue=QUEUES[kind])
+            self.celery.send_task(job_kind.task, args=[job.id], queue=job_kind.queue)
         except Exception as exc:  # the broker is down: the job must not stay "queued" forever
             self.store.finish(
                 job.id,
@@ -88,15 +79,3 @@ class JobService:
         if not path.exists():
             raise GantryError(410, "result_expired", f"the result of job {job_id} was deleted")
         return path, str(job.result.get("content_type", "application/octet-stream"))
-
-
-def _input_ids(params: BaseModel) -> list[str]:
-    ids: list[str] = []
-    for value in params.model_dump().values():
-        if isinstance(value, list):
-            ids += [v for v in value if isinstance(v, str)]
-    for field in ("label_map", "instance_map"):
-        value = getattr(params, field, None)
-        if isinstance(value, str):
-            ids.append(value)
-    return ids

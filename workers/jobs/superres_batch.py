@@ -8,23 +8,27 @@ import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from gateway.errors import GantryError
 from gateway.services.catalog import ModelCatalog
 from gateway.services.superres import SuperresService, ThroughputEstimator
 from gateway.triton import TritonGateway
 from workers.inputs import atomic_write, expand_images, input_file
+from workers.kinds import JobParams
 from workers.runner import JobContext
 
 
-class SuperresBatchParams(BaseModel):
+class SuperresBatchParams(JobParams):
     """Parameters of a batch super-resolution job."""
 
     inputs: list[str] = Field(min_length=1, description="input ids from POST /v1/inputs")
     model: str | None = None
     tile: int | None = None
     format: Literal["png", "jpeg", "webp"] = "png"
+
+    def input_ids(self) -> list[str]:
+        return list(self.inputs)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
