@@ -53,7 +53,7 @@ class WeightsSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    importer: str = Field(description="name in trainer.weights.IMPORTERS")
+    importer: str = Field(description="name in trainer.weights.loader.WEIGHT_SOURCES")
     source: str = Field(description="human-readable origin of the weights")
     license: str
     upstream: str = Field(description="the reference implementation whose keys we keep")

