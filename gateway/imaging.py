@@ -70,13 +70,8 @@ def image_size(data: bytes) -> tuple[int, int]:
         raise GantryError(422, "invalid_image", f"the image header cannot be read: {exc}") from exc
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Decode an upload into a :class:`DecodedImage`.
-
-    Raises:
-        GantryError: 415 for a file that is not a supported image, 413 for one with more
-            than ``max_pixels`` pixels, 422 for a corrupt one.
-    """
+def _decode_checked(data: bytes, max_pixels: int, flags: int) -> tuple[NDArray[Any], str]:
+    """OpenCV-decode an upload after the format and header-size checks."""
     fmt = sniff_format(data)
     if fmt is None:
         raise GantryError(
@@ -89,10 +84,32 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             "image_too_large",
             f"the image has {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if array is None or array.size == 0:
         raise GantryError(422, "invalid_image", f"the {fmt.upper()} data is corrupt or truncated")
+    return array, fmt
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode an upload into a :class:`DecodedImage` (any depth, alpha kept apart).
+
+    Raises:
+        GantryError: 415 for a file that is not a supported image, 413 for one with more
+            than ``max_pixels`` pixels, 422 for a corrupt one.
+    """
+    array, fmt = _decode_checked(data, max_pixels, cv2.IMREAD_UNCHANGED)
     return _split_channels(array, fmt)
+
+
+def decode_rgb8(data: bytes, *, max_pixels: int) -> NDArray[np.uint8]:
+    """Decode an upload straight to H x W x 3 uint8 RGB (what detectors and embedders take).
+
+    Same checks and errors as :func:`decode_image`; alpha is dropped, grey is replicated,
+    16-bit is reduced to 8, and EXIF orientation is ignored as there.
+    """
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    bgr, _ = _decode_checked(data, max_pixels, flags)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def _to_unit(array: NDArray[Any]) -> tuple[NDArray[Any], int]:

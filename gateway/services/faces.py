@@ -25,7 +25,7 @@ from gateway.faces.align import align_faces
 from gateway.faces.mtcnn import detect_faces as mtcnn_detect
 from gateway.faces.retinaface import PriorConfig, detect_from_outputs, resize_for_detection
 from gateway.faces.types import Detection
-from gateway.imaging import decode_image
+from gateway.imaging import decode_rgb8
 from gateway.services.catalog import ModelCatalog
 from gateway.triton import TritonGateway
 
@@ -88,10 +88,6 @@ class VerifyResult:
     face_b: FaceResult
 
 
-def _to_uint8(rgb: NDArray[Any]) -> NDArray[np.uint8]:
-    return np.clip(np.floor(rgb * 255.0 + 0.5), 0, 255).astype(np.uint8)
-
-
 def l2_normalise(vectors: NDArray[Any]) -> NDArray[np.float32]:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -126,10 +122,7 @@ class FaceService:
                 "upload_too_large",
                 f"the upload exceeds the limit of {self.settings.max_upload_bytes} bytes",
             )
-        image = await asyncio.to_thread(
-            decode_image, data, max_pixels=self.settings.max_input_pixels
-        )
-        return _to_uint8(image.rgb)
+        return await asyncio.to_thread(decode_rgb8, data, max_pixels=self.settings.max_input_pixels)
 
     # --- detection --------------------------------------------------------------------------
     async def _retinaface(self, rgb: NDArray[np.uint8], min_score: float) -> list[Detection]:
@@ -228,24 +221,28 @@ class FaceService:
         return self.catalog.require(model or self.settings.default_embedder, task="face_embedding")
 
     async def _embed_chips(
-        self, built: BuiltCard, images: Sequence[NDArray[np.uint8]], faces: Sequence[FaceResult]
+        self,
+        built: BuiltCard,
+        groups: Sequence[tuple[NDArray[np.uint8], Sequence[FaceResult]]],
     ) -> NDArray[np.float32]:
-        """Align every face and embed all crops in as few Triton calls as the batch allows."""
+        """Align every face and embed all crops in as few Triton calls as the batch allows.
+
+        Args:
+            built: the embedder.
+            groups: (image, its faces) pairs; vectors come back in the same face order.
+        """
         card = built.card
         hw = card.input_hw
         if hw is None or card.landmark_template is None:
             raise GantryError(500, "bad_card", f"{card.name} has no chip size or template")
         template = np.asarray(card.landmark_template, np.float64)
-        chips = (
-            np.concatenate(
-                [
-                    align_faces(img, np.asarray([f.landmarks], np.float64), template, hw)
-                    for img, f in zip(images, faces, strict=True)
-                ]
-            )
+        # One alignment call per image: its faces' transforms are solved together.
+        aligned = [
+            align_faces(image, np.asarray([f.landmarks for f in faces], np.float64), template, hw)
+            for image, faces in groups
             if faces
-            else np.zeros((0, hw[0], hw[1], 3), np.uint8)
-        )
+        ]
+        chips = np.concatenate(aligned) if aligned else np.zeros((0, hw[0], hw[1], 3), np.uint8)
         vectors = []
         for start in range(0, len(chips), card.max_batch_size):
             batch = normalise(chips[start : start + card.max_batch_size], card)
@@ -264,7 +261,7 @@ class FaceService:
         built = self._embedder(model)
         rgb = await self._decode(data)
         faces = [_face(d) for d in await self._detect_rgb(rgb, detector, None)]
-        vectors = await self._embed_chips(built, [rgb] * len(faces), faces)
+        vectors = await self._embed_chips(built, [(rgb, faces)])
         with_vectors = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.card.name)
             for f, vec in zip(faces, vectors, strict=True)
@@ -303,7 +300,7 @@ class FaceService:
         (rgb_a, face_a), (rgb_b, face_b) = await asyncio.gather(
             self._largest_face(data_a, "image_a"), self._largest_face(data_b, "image_b")
         )
-        vectors = await self._embed_chips(built, [rgb_a, rgb_b], [face_a, face_b])
+        vectors = await self._embed_chips(built, [(rgb_a, [face_a]), (rgb_b, [face_b])])
         similarity = float(np.dot(vectors[0], vectors[1]))
         faces = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), card.name)
