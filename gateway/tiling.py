@@ -111,11 +111,21 @@ class Blender:
         self.scale = scale
         self.total = np.zeros((channels, plan.height * scale, plan.width * scale), np.float32)
         self.weight = np.zeros((plan.height * scale, plan.width * scale), np.float32)
+        # A window's mask depends only on which of its edges fade: at most 9 per plan.
+        self._masks: dict[tuple[bool, bool, bool, bool], NDArray[Any]] = {}
+
+    def _mask(self, y: int, x: int) -> NDArray[Any]:
+        plan = self.plan
+        key = (y > 0, y + plan.window_h < plan.height, x > 0, x + plan.window_w < plan.width)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._masks[key] = window_weights(plan, y, x, self.scale)
+        return mask
 
     def add(self, y: int, x: int, output: NDArray[Any]) -> None:
         """Add the output (C x h·s x w·s) of the window whose input origin is (y, x)."""
         s = self.scale
-        w = window_weights(self.plan, y, x, s)
+        w = self._mask(y, x)
         ys = slice(y * s, y * s + output.shape[1])
         xs = slice(x * s, x * s + output.shape[2])
         self.total[:, ys, xs] += output * w
