@@ -171,36 +171,34 @@ class JobStore:
             ).rowcount
         return self._row(job_id) if claimed else None
 
-    def progress(self, job_id: str, fraction: float, stage: str) -> bool:
-        """Record progress and heartbeat; returns whether a cancel was requested."""
-        now = _now()
+    def _update_running(self, job_id: str, **values: Any) -> bool:
+        """Update a job that is still running; returns whether a cancel was requested."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
                 .where(jobs.c.status == "running")
-                .values(
-                    progress=max(0.0, min(1.0, fraction)),
-                    stage=stage,
-                    heartbeat_at=now,
-                    updated_at=now,
-                )
+                .values(**values)
             )
             flag = conn.execute(
                 select(jobs.c.cancel_requested).where(jobs.c.id == job_id)
-            ).scalar_one()
+            ).scalar_one_or_none()
         return bool(flag)
+
+    def progress(self, job_id: str, fraction: float, stage: str) -> bool:
+        """Record progress and heartbeat; returns whether a cancel was requested."""
+        now = _now()
+        return self._update_running(
+            job_id,
+            progress=max(0.0, min(1.0, fraction)),
+            stage=stage,
+            heartbeat_at=now,
+            updated_at=now,
+        )
 
     def heartbeat(self, job_id: str) -> None:
         """Keep a long step's job alive without changing its progress."""
-        now = _now()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .where(jobs.c.status == "running")
-                .values(heartbeat_at=now)
-            )
+        self._update_running(job_id, heartbeat_at=_now())
 
     def finish(
         self,
@@ -232,13 +230,7 @@ class JobStore:
 
     def requeue(self, job_id: str, stage: str) -> None:
         """Put a running job back in the queue (transient failure, retry)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .where(jobs.c.status == "running")
-                .values(status="queued", stage=stage, updated_at=_now())
-            )
+        self._update_running(job_id, status="queued", stage=stage, updated_at=_now())
 
     def request_cancel(self, job_id: str) -> Job | None:
         """Cancel: a queued job is cancelled at once, a running one at its next step."""

@@ -51,21 +51,25 @@ class ConvBlock(nn.Module):
         stride: Pair = (1, 1),
         padding: Pair = (0, 0),
         groups: int = 1,
+        *,
+        activation: bool = True,
     ) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False),
             nn.BatchNorm2d(out_c),
-            nn.PReLU(out_c),
-        )
+        ]
+        if activation:
+            layers.append(nn.PReLU(out_c))
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Conv, BN, PReLU."""
+        """Conv, BN (, PReLU)."""
         return self.layers(x)
 
 
-class LinearBlock(nn.Module):
-    """Conv (no bias) → BatchNorm, no activation (a linear bottleneck)."""
+class LinearBlock(ConvBlock):
+    """Conv (no bias) → BatchNorm, no activation (a linear bottleneck); same keys."""
 
     def __init__(
         self,
@@ -76,15 +80,7 @@ class LinearBlock(nn.Module):
         padding: Pair = (0, 0),
         groups: int = 1,
     ) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_c),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Conv, BN."""
-        return self.layers(x)
+        super().__init__(in_c, out_c, kernel, stride, padding, groups, activation=False)
 
 
 class DepthWise(nn.Module):
