@@ -142,7 +142,7 @@ def up(
         bool, typer.Option(help="stay in the foreground until Ctrl-C, then stop everything")
     ] = False,
 ) -> None:
-    """Start Triton on the model repository, wait for it, then start the gateway."""
+    """Start Triton on the model repository, wait for it, then the gateway and a job worker."""
     settings = get_settings()
     if not any(settings.model_repository.glob("*/config.pbtxt")):
         console.print("[red]The model repository is empty: run `gantry models build` first.")
@@ -219,13 +219,13 @@ def _stop_all(settings: Settings) -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the gateway and Triton started by `gantry up`."""
+    """Stop the worker, the gateway and Triton started by `gantry up`."""
     _stop_all(get_settings())
 
 
 @app.command()
 def status() -> None:
-    """Whether Triton and the gateway answer."""
+    """Whether Triton and the gateway answer (and where)."""
     settings = get_settings()
     triton_ok = _triton(settings).is_ready()
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -279,16 +279,26 @@ def jobs_watch(
     console.print(f"[green]succeeded[/]: GET {base}/v1/jobs/{job_id}/result")
 
 
+BENCH_SUITES = (
+    "superres",
+    "superres_quality",
+    "faces",
+    "faces_detect",
+    "faces_calibrate",
+    "synthesis",
+)
+
+
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Argument(help="benchmark suite: superres")] = "superres",
+    suite: Annotated[str, typer.Argument(help=f"one of: {', '.join(BENCH_SUITES)}")] = "superres",
 ) -> None:
-    """Run a benchmark from bench/ (see the README for what it compares)."""
-    if suite != "superres":
-        raise typer.BadParameter("known suites: superres")
-    from bench.superres import main
+    """Run a benchmark or evaluation from bench/ (run from the repository root)."""
+    if suite not in BENCH_SUITES:
+        raise typer.BadParameter(f"known suites: {', '.join(BENCH_SUITES)}")
+    import importlib
 
-    main()
+    importlib.import_module(f"bench.{suite}").main()
 
 
 if __name__ == "__main__":
