@@ -86,4 +86,3 @@ def test_triton_outage_requeues_for_a_retry(setup: tuple[JobStore, Settings]) ->
     again = store.get(job.id)
     assert again is not None and again.status == "queued" and again.stage == "waiting for Triton"
     assert run_job(job.id, lambda ctx: {"ok": True}, store=store, settings=settings) == "succeeded"
-
