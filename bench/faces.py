@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from bench.stack import DATA, current_grpc_target, served_stack, write_result
-from gantry.protos import ensure_generated
+from gateway.grpc.protos import ensure_generated
 
 ensure_generated()
 from gantry.v1 import faces_pb2, faces_pb2_grpc  # noqa: E402

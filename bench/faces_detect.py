@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.stack import DATA, served_stack, write_result
-from gateway.faces.boxes import iou
+from gantry.serving.faces.boxes import iou
 
 VOC = DATA / "faces_detect" / "dlib_voc"
 IOU = 0.3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -10,6 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from gantry.core.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -33,30 +35,39 @@ def current_grpc_target() -> str:
 
 
 @contextmanager
-def served_stack(**overrides: str) -> Iterator[str]:
-    """Run `gantry up` with its own ports and state dir; yield the gateway's base URL."""
-    state = tempfile.mkdtemp(prefix="gantry-bench-")
-    env = dict(os.environ)
-    env.update(
-        {
-            "GANTRY_STATE_DIR": state,
-            "GANTRY_TRITON_HTTP_PORT": str(free_port()),
-            "GANTRY_TRITON_GRPC_PORT": str(free_port()),
-            "GANTRY_TRITON_METRICS_PORT": str(free_port()),
-            "GANTRY_GATEWAY_PORT": str(free_port()),
-            "GANTRY_GRPC_PORT": str(free_port()),
-            "GANTRY_SYNC_BUDGET_S": "3600",
-            **{f"GANTRY_{k.upper()}": v for k, v in overrides.items()},
+def served_stack(**overrides: Any) -> Iterator[str]:
+    """Run `gantry up` with its own ports and state dir; yield the gateway's base URL.
+
+    ``overrides`` are settings fields (``tile_batch=2``); the model repository is the
+    settings' (``gantry models build`` fills it).
+    """
+    base = get_settings()
+    settings = base.model_copy(
+        update={
+            "state_dir": Path(tempfile.mkdtemp(prefix="gantry-bench-")),
+            "triton_http_port": free_port(),
+            "triton_grpc_port": free_port(),
+            "triton_metrics_port": free_port(),
+            "gateway_port": free_port(),
+            "grpc_port": free_port(),
+            "sync_budget_s": 3600.0,
+            **overrides,
         }
     )
+    env = settings.child_env()
     gantry = [sys.executable, "-m", "gantry.cli"]
     subprocess.run([*gantry, "up"], env=env, check=True, cwd=REPO)
-    _GRPC_TARGET.append(f"127.0.0.1:{env['GANTRY_GRPC_PORT']}")
+    _GRPC_TARGET.append(f"127.0.0.1:{settings.grpc_port}")
     try:
-        yield f"http://127.0.0.1:{env['GANTRY_GATEWAY_PORT']}"
+        yield f"http://127.0.0.1:{settings.gateway_port}"
     finally:
         _GRPC_TARGET.pop()
         subprocess.run([*gantry, "down"], env=env, check=False, cwd=REPO)
+
+
+def model_repository() -> Path:
+    """The repository the benchmarks read cards and ONNX files from."""
+    return get_settings().model_repository
 
 
 def write_result(name: str, report: str) -> str:

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from bench.stack import REPO, SET5_NAMES, served_stack, write_result
+from bench.stack import SET5_NAMES, model_repository, served_stack, write_result
 from bench.superres_quality import lr_png, lr_rgb
-from gantry.cards import read_built_cards
+from gantry.core.repository import ModelRepository
 from trainer.weights.parity import ncnn_reference_upscale, torch_upscale_like_ncnn
 from trainer.weights.realesrgan import load_packaged
 
@@ -73,7 +73,7 @@ def timed(run: Callable[[str], Any], passes: int) -> float:
 
 def ort_runner(model: str) -> Callable[[str], NDArray[Any]]:
     session = ort.InferenceSession(
-        str(REPO / "model_repository" / model / "1" / "model.onnx"),
+        str(model_repository() / model / "1" / "model.onnx"),
         providers=["CPUExecutionProvider"],
     )
     inputs = {}
@@ -117,7 +117,7 @@ def runtimes(
 
 
 def main() -> str:
-    built = read_built_cards(REPO / "model_repository")
+    built = ModelRepository(model_repository()).default_cards()
     matmul, conv = ceiling_gflops()
     rows = [
         "| model | path | images/s | ratio to in-process ONNX Runtime | GFLOP/s "

@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bench.metrics import psnr_rgb, psnr_y, ssim_y
-from bench.stack import REPO, SET5, SET5_NAMES, served_stack, write_result
-from gantry.cards import read_built_cards
+from bench.stack import SET5, SET5_NAMES, model_repository, served_stack, write_result
+from gantry.core.repository import ModelRepository
 from trainer.weights.parity import ncnn_reference_upscale
 
 X4_MODELS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3-x4")
@@ -59,7 +59,7 @@ def hr_for(name: str, lr: NDArray[Any]) -> NDArray[np.uint8]:
 
 
 def main() -> str:
-    built = read_built_cards(REPO / "model_repository")
+    built = ModelRepository(model_repository()).default_cards()
     arch = {name: b.card.architecture for name, b in built.items()}
     quality = ["| model | PSNR (dB) | SSIM |", "|---|---|---|"]
     parity = [

@@ -7,20 +7,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 
-from gantry.settings import Settings, get_settings
+from gantry import __version__
+from gantry.core.settings import Settings, get_settings
+from gantry.serving.pipelines import Pipelines
 from gateway.deps import AppState
-from gateway.errors import error_body, install_error_handlers
+from gateway.errors import error_response, install_error_handlers
 from gateway.metrics import REQUEST_LATENCY, REQUESTS
+from gateway.openapi import install_docs, install_openapi
 from gateway.routers import faces, health, jobs, models, superres
-from gateway.services.catalog import ModelCatalog
-from gateway.services.faces import FaceService
-from gateway.services.jobs import JobService
-from gateway.services.superres import SuperresService, ThroughputEstimator
-from gateway.triton import TritonGateway
-from workers.celery_app import create_celery
-from workers.store import JobStore
+from workers.interface import Jobs
 
 # Multipart framing around the file; a request body over the upload limit plus this is
 # refused before it is parsed.
@@ -28,49 +24,36 @@ _MULTIPART_SLACK = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway app with its services."""
+    """Build the gateway app with its pipelines and the jobs interface."""
     settings = settings or get_settings()
-    triton = TritonGateway(settings.triton_url, timeout_s=settings.triton_timeout_s)
-    catalog = ModelCatalog(settings.model_repository)
-    state = AppState(
-        settings=settings,
-        triton=triton,
-        catalog=catalog,
-        superres=SuperresService(
-            triton=triton,
-            catalog=catalog,
-            settings=settings,
-            estimator=ThroughputEstimator(settings.serving_gflops),
-        ),
-        faces=FaceService(triton=triton, catalog=catalog, settings=settings),
-        jobs=JobService(
-            settings=settings,
-            store=JobStore(settings.effective_jobs_db_url),
-            celery=create_celery(settings),
-        ),
-    )
+    state = AppState(settings=settings, pipelines=Pipelines(settings), jobs=Jobs(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         grpc_server = None
         if settings.grpc_enabled:
-            from gateway.grpc_server import start_grpc_server
+            from gateway.grpc.server import start_grpc_server
 
             grpc_server = await start_grpc_server(
-                state.faces, host=settings.gateway_host, port=settings.grpc_port
+                state.pipelines.faces, host=settings.gateway_host, port=settings.grpc_port
             )
         try:
             yield
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(grace=5)
-            await triton.close()
+            await state.pipelines.close()
 
     app = FastAPI(
         title="Gantry",
-        version="0.1.0",
+        version=__version__,
         description="Inference for GAN image models and face models, served by Triton.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # Operation ids are the handler names (`superres`, `verify`, `create_job`): what a
+        # client generated from the document calls its functions.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.gantry = state
     install_error_handlers(app)
@@ -80,17 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if (
-            length
-            and length.isdigit()
-            and int(length) > settings.max_upload_bytes + _MULTIPART_SLACK
-        ):
-            return JSONResponse(
-                status_code=413,
-                content=error_body(
-                    "upload_too_large",
-                    f"the request body exceeds the limit of {settings.max_upload_bytes} bytes",
-                ),
+        limit = (
+            settings.max_job_input_bytes
+            if request.url.path == "/v1/inputs"
+            else settings.max_upload_bytes
+        )
+        if length and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+            return error_response(
+                413, "upload_too_large", f"the request body exceeds the limit of {limit} bytes"
             )
         start = time.perf_counter()
         response = await call_next(request)
@@ -102,4 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (health.router, models.router, superres.router, faces.router, jobs.router):
         app.include_router(router)
+    install_openapi(app, state.pipelines.catalog)
+    install_docs(app)
     return app

@@ -7,12 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gantry.settings import Settings
-from gateway.services.catalog import ModelCatalog
-from gateway.services.faces import FaceService
-from gateway.services.jobs import JobService
-from gateway.services.superres import SuperresService
-from gateway.triton import TritonGateway
+from gantry.core.settings import Settings
+from gantry.serving.pipelines import Pipelines
+from workers.interface import Jobs
 
 
 @dataclass
@@ -20,11 +17,8 @@ class AppState:
     """Objects created once per app and shared by every request."""
 
     settings: Settings
-    triton: TritonGateway
-    catalog: ModelCatalog
-    superres: SuperresService
-    faces: FaceService
-    jobs: JobService
+    pipelines: Pipelines
+    jobs: Jobs
 
 
 def get_state(request: Request) -> AppState:

@@ -1,32 +1,31 @@
-"""The one error body of the public API: ``{"error": {"code", "message"}}``."""
+"""The one error body of the public API, ``{"error": {"code", "message"}}``, and the HTTP
+status of each error kind. Below the gateway errors have kinds, not status codes."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gantry.core.errors import ErrorKind, GantryError
 
-class GantryError(Exception):
-    """An error a client can act on: HTTP status, machine code, human sentence."""
+HTTP_STATUS: dict[ErrorKind, int] = {
+    ErrorKind.INVALID_INPUT: 422,
+    ErrorKind.UNSUPPORTED_MEDIA: 415,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.GONE: 410,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.UPSTREAM_FAILED: 502,
+    ErrorKind.INTERNAL: 500,
+}
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The JSON error body of CONTRACT.md."""
-    return {"error": {"code": code, "message": message}}
-
-
-def _response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(code, message))
-
-
+# Framework errors (routing, method) get a machine code too.
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
@@ -34,18 +33,61 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
+_DESCRIPTIONS = {
+    404: "No such resource, model version or job",
+    409: "The job has no result yet",
+    410: "The result was deleted after the retention period",
+    413: "Over a size, pixel or compute limit",
+    415: "Not a PNG, JPEG, WebP, BMP or TIFF image",
+    422: "Invalid request: bad field, unknown model, corrupt image, no face, ...",
+    502: "Triton answered with an error",
+    503: "Triton or the job queue did not answer; retry later",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(description="a machine code, e.g. no_face, unknown_model")
+    message: str = Field(description="a sentence for a person")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON error body of CONTRACT.md."""
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content=error_body(code, message))
+
+
+def http_status(error: GantryError) -> int:
+    """The HTTP status of an error kind."""
+    return HTTP_STATUS[error.kind]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting error statuses with the error body."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}
+
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error, ours or the framework's, use the contract's body."""
 
     @app.exception_handler(GantryError)
     async def _gantry(_: Request, exc: GantryError) -> JSONResponse:
-        return _response(exc.status, exc.code, exc.message)
+        return error_response(http_status(exc), exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -53,4 +95,4 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return _response(422, "invalid_request", "; ".join(parts) or "invalid request")
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")

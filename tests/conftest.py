@@ -1,21 +1,42 @@
-"""Fixtures that start real servers: tritonserver on the built model repository, the gateway.
+"""Fixtures that start real servers: tritonserver on a model repository built for the session,
+the gateway.
 
-The model repository is the one `make test` builds (`gantry models build`); if it is missing
-the session builds it first. Ports are chosen free so a running `make run` does not clash.
+Everything the tests write lives in temporary directories: ``GANTRY_HOME`` points at one for
+the whole session (so the settings' defaults, the weights cache included, land there), and
+the model repository is built into another by the export stage itself. Set
+``GANTRY_TEST_PREBUILT`` to a built repository to start from a hard-linked copy of it (the
+build then only redoes what is out of date). Ports are chosen free so a running `make run`
+does not clash.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gantry.cards import read_built_cards
-from gantry.settings import Settings
-from tests.paths import DATA, REPO
+from gantry.core.settings import Settings, get_settings
+from tests.paths import DATA
+
+_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    home = tempfile.mkdtemp(prefix="gantry-test-home-")
+    _HOME.append(home)
+    os.environ["GANTRY_HOME"] = home
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for home in _HOME:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -25,23 +46,23 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def model_repository() -> Path:
-    repository = REPO / "model_repository"
-    from trainer.cards import CARDS
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every registered model, built (version 1) into a temporary repository."""
+    from trainer.export.repository import BuildOptions, build_repository
 
-    missing = [n for n in CARDS.names() if n not in read_built_cards(repository)]
-    if missing:
-        from trainer.export.repository import BuildOptions, build_repository
+    root = tmp_path_factory.mktemp("model_repository")
+    prebuilt = os.environ.get("GANTRY_TEST_PREBUILT")
+    if prebuilt:
+        shutil.copytree(prebuilt, root, copy_function=os.link, dirs_exist_ok=True)
+    build_repository([], BuildOptions(repository=root, data_dir=DATA))
+    return root
 
-        build_repository(missing, BuildOptions(repository=repository, data_dir=DATA))
-    return repository
 
-
-@pytest.fixture(scope="session")
-def triton_settings(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def stack_settings(model_repository: Path, state_dir: Path) -> Settings:
+    """Settings of a stack of our own: this repository, this state dir, free ports."""
     return Settings(
         model_repository=model_repository,
-        state_dir=tmp_path_factory.mktemp("state"),
+        state_dir=state_dir,
         data_dir=DATA,
         triton_http_port=free_port(),
         triton_grpc_port=free_port(),
@@ -49,6 +70,11 @@ def triton_settings(model_repository: Path, tmp_path_factory: pytest.TempPathFac
         gateway_port=free_port(),
         grpc_port=free_port(),
     )
+
+
+@pytest.fixture(scope="session")
+def triton_settings(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return stack_settings(model_repository, tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="session")

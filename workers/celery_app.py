@@ -11,7 +11,7 @@ import sys
 
 from celery import Celery
 
-from gantry.settings import Settings, get_settings
+from gantry.core.settings import Settings, get_settings
 from workers.kinds import INFERENCE_QUEUE, TRAINING_QUEUE
 
 

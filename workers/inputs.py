@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import uuid
 import zipfile
 from pathlib import Path
 
-from gantry.settings import Settings
-from gateway.errors import GantryError
+from gantry.core.errors import InvalidInput
+from gantry.core.files import atomic_write
+from gantry.core.settings import Settings
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -35,12 +35,12 @@ def save_input(settings: Settings, filename: str, data: bytes) -> tuple[str, str
 def input_file(settings: Settings, input_id: str) -> Path:
     """The stored file of an input id; 422 ``unknown_input`` if there is none."""
     if not re.fullmatch(r"[0-9a-f-]{36}", input_id):
-        raise GantryError(422, "unknown_input", f"{input_id!r} is not an input id")
+        raise InvalidInput("unknown_input", f"{input_id!r} is not an input id")
     folder = settings.inputs_dir / input_id
     files = sorted(folder.iterdir()) if folder.is_dir() else []
     if not files:
-        raise GantryError(
-            422, "unknown_input", f"no stored input {input_id} (upload it with POST /v1/inputs)"
+        raise InvalidInput(
+            "unknown_input", f"no stored input {input_id} (upload it with POST /v1/inputs)"
         )
     return files[0]
 
@@ -61,12 +61,4 @@ def expand_images(path: Path) -> list[tuple[str, bytes]]:
             ]
             return [(safe_name(m.filename), archive.read(m)) for m in members]
     except (zipfile.BadZipFile, OSError) as exc:
-        raise GantryError(422, "invalid_zip", f"{path.name}: {exc}") from exc
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        raise InvalidInput("invalid_zip", f"{path.name}: {exc}") from exc

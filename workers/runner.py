@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gantry.settings import Settings
-from gateway.errors import GantryError
+from gantry.core.errors import GantryError
+from gantry.core.settings import Settings
 from workers.store import Job, JobStore
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -109,10 +109,11 @@ def run_job(
             store.finish(job_id, "cancelled", stage="cancelled")
             return "cancelled"
         except GantryError as error:
-            if error.status == 503:
-                store.requeue(job_id, "waiting for Triton")
+            if error.transient:
+                waiting = "Triton" if error.code == "triton_unavailable" else error.code
+                store.requeue(job_id, f"waiting for {waiting}")
                 raise TransientError(error.message) from error
-            store.finish(job_id, "failed", error={"code": error.code, "message": error.message})
+            store.finish(job_id, "failed", error=error.as_dict())
             return "failed"
         except SoftTimeLimitExceeded:
             store.finish(

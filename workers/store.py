@@ -21,6 +21,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -52,6 +53,7 @@ jobs = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("heartbeat_at", DateTime),
+    Index("ix_jobs_created_at", "created_at"),
 )
 
 
@@ -118,6 +120,24 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         """The job, or None."""
         return self._row(job_id)
+
+    def query(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs, newest first, optionally of one status and one kind."""
+        query = select(jobs)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        if kind is not None:
+            query = query.where(jobs.c.kind == kind)
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
+        with self.engine.begin() as conn:
+            return [Job(**dict(r)) for r in conn.execute(query).mappings()]
 
     def create(self, kind: str, params: dict[str, Any]) -> Job:
         """A new queued job."""

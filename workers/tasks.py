@@ -16,7 +16,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutting_down
 
-from gantry.settings import Settings, get_settings
+from gantry.core.settings import Settings, get_settings
 from workers.celery_app import create_celery
 from workers.kinds import JOB_KINDS
 from workers.runner import TransientError, run_job
@@ -34,7 +34,8 @@ def store() -> JobStore:
 
 def _execute(task: Task[Any, Any], kind: str, job_id: str) -> str:
     try:
-        return run_job(job_id, JOB_KINDS[kind].function(), store=store(), settings=get_settings())
+        work = JOB_KINDS.get(kind).function()
+        return run_job(job_id, work, store=store(), settings=get_settings())
     except TransientError as exc:
         # Triton is unreachable: retry with exponential backoff (2, 4, 8, ... s, capped).
         countdown = min(2 ** (task.request.retries + 1), 60)
@@ -49,7 +50,7 @@ def _register_task(kind: str) -> Task[Any, Any]:
 
     run.__doc__ = f"Run a ``{kind}`` job."
     task: Task[Any, Any] = app.task(
-        name=JOB_KINDS[kind].task, bind=True, acks_late=True, reject_on_worker_lost=True
+        name=JOB_KINDS.get(kind).task, bind=True, acks_late=True, reject_on_worker_lost=True
     )(run)
     return task
 
@@ -59,7 +60,7 @@ TASKS: dict[str, Task[Any, Any]] = {kind: _register_task(kind) for kind in JOB_K
 
 def enqueue(kind: str, job_id: str) -> None:
     """Send the task of a job to its queue."""
-    job_kind = JOB_KINDS[kind]
+    job_kind = JOB_KINDS.get(kind)
     app.send_task(job_kind.task, args=[job_id], queue=job_kind.queue)
 
 

@@ -2,72 +2,99 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Form, Response
 
 from gateway.deps import StateDep
-from gateway.routers.superres import read_upload
+from gateway.errors import errors
+from gateway.fields import DetectorField, ImageFile, ModelField, VersionField
+from gateway.responses import MODEL_HEADERS, model_headers
+from gateway.schemas import Detections, EmbeddedFace, Embeddings, Face, ModelRef, Verification
+from gateway.uploads import read_upload
 
 router = APIRouter(prefix="/v1/faces", tags=["faces"])
 
-ImageFile = Annotated[UploadFile, File(description="a photo (PNG, JPEG, WebP, BMP, TIFF)")]
+RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(404, 413, 415, 422, 502, 503)}
 
 
-@router.post("/detect")
+@router.post("/detect", responses=RESPONSES)
 async def detect(
     state: StateDep,
+    response: Response,
     image: ImageFile,
-    detector: Annotated[str | None, Form(description="retinaface (default) or mtcnn")] = None,
+    detector: DetectorField = None,
     min_score: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
-) -> dict[str, Any]:
-    """Faces with boxes, scores and 5 landmarks, in input pixels."""
+    version: VersionField = None,
+) -> Detections:
+    """Faces with boxes, scores and 5 landmarks, in input pixels; ``version`` is the
+    detector's model version."""
     data = await read_upload(image, state.settings.max_upload_bytes)
-    result = await state.faces.detect(data=data, detector=detector, min_score=min_score)
-    return {
-        "width": result.width,
-        "height": result.height,
-        "faces": [f.as_dict() for f in result.faces],
-    }
+    result = await state.pipelines.faces.detect(
+        data=data, detector=detector, min_score=min_score, version=version
+    )
+    response.headers.update(
+        model_headers(
+            ",".join(name for name, _ in result.models), ",".join(str(v) for _, v in result.models)
+        )
+    )
+    return Detections(
+        width=result.width,
+        height=result.height,
+        faces=[Face.of(f) for f in result.faces],
+        detector=result.detector,
+        models=[ModelRef(name=n, version=v) for n, v in result.models],
+    )
 
 
-@router.post("/embed")
+@router.post("/embed", responses=RESPONSES)
 async def embed(
     state: StateDep,
+    response: Response,
     image: ImageFile,
-    model: Annotated[str | None, Form(description="an embedding model")] = None,
-    detector: Annotated[str | None, Form()] = None,
-) -> dict[str, Any]:
+    model: ModelField = None,
+    version: VersionField = None,
+    detector: DetectorField = None,
+) -> Embeddings:
     """As detect, each face with an L2-normalised embedding."""
     data = await read_upload(image, state.settings.max_upload_bytes)
-    result = await state.faces.embed(data=data, model=model, detector=detector)
-    return {
-        "width": result.width,
-        "height": result.height,
-        "model": result.model,
-        "faces": [f.as_dict() for f in result.faces],
-    }
+    result = await state.pipelines.faces.embed(
+        data=data, model=model, version=version, detector=detector
+    )
+    response.headers.update(model_headers(result.model, result.version))
+    return Embeddings(
+        width=result.width,
+        height=result.height,
+        faces=[EmbeddedFace.of(f) for f in result.faces],
+        model=result.model,
+        version=result.version,
+        detector=result.detector,
+    )
 
 
-@router.post("/verify")
+@router.post("/verify", responses=RESPONSES)
 async def verify(
     state: StateDep,
+    response: Response,
     image_a: ImageFile,
     image_b: ImageFile,
-    model: Annotated[str | None, Form()] = None,
+    model: ModelField = None,
+    version: VersionField = None,
     threshold: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
-) -> dict[str, Any]:
+) -> Verification:
     """Whether the largest face of each image is the same person; 422 `no_face` if none."""
     limit = state.settings.max_upload_bytes
     data_a, data_b = await read_upload(image_a, limit), await read_upload(image_b, limit)
-    result = await state.faces.verify(
-        data_a=data_a, data_b=data_b, model=model, threshold=threshold
+    result = await state.pipelines.faces.verify(
+        data_a=data_a, data_b=data_b, model=model, version=version, threshold=threshold
     )
-    return {
-        "match": result.match,
-        "similarity": result.similarity,
-        "threshold": result.threshold,
-        "model": result.model,
-        "face_a": result.face_a.as_dict(),
-        "face_b": result.face_b.as_dict(),
-    }
+    response.headers.update(model_headers(result.model, result.version))
+    return Verification(
+        match=result.match,
+        similarity=result.similarity,
+        threshold=result.threshold,
+        model=result.model,
+        version=result.version,
+        face_a=EmbeddedFace.of(result.face_a),
+        face_b=EmbeddedFace.of(result.face_b),
+    )

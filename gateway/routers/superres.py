@@ -4,45 +4,47 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from gateway.deps import StateDep
-from gateway.errors import GantryError
+from gateway.errors import errors
+from gateway.fields import ImageFile, ModelField, VersionField
+from gateway.responses import MODEL_HEADERS, binary_content, model_headers
+from gateway.uploads import read_upload
 
 router = APIRouter(prefix="/v1", tags=["superres"])
 
-
-async def read_upload(upload: UploadFile, limit: int) -> bytes:
-    """The uploaded bytes; 413 as soon as more than ``limit`` arrive."""
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise GantryError(413, "upload_too_large", f"the upload exceeds the limit of {limit} bytes")
-    if not data:
-        raise GantryError(422, "empty_upload", "the image file is empty")
-    return data
+IMAGE_RESPONSES = {
+    "content": binary_content("image/png", "image/jpeg", "image/webp"),
+    "description": "the image, in the requested format (its Content-Type says which)",
+    "headers": MODEL_HEADERS,
+}
 
 
 @router.post(
     "/superres",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    responses={200: IMAGE_RESPONSES, **errors(404, 413, 415, 422, 502, 503)},
 )
 async def superres(
     state: StateDep,
-    image: Annotated[UploadFile, File(description="the image to upscale")],
-    model: Annotated[str | None, Form(description="a superres model; default if absent")] = None,
+    image: ImageFile,
+    model: ModelField = None,
+    version: VersionField = None,
     tile: Annotated[int | None, Form(description="tile size in input pixels; 0 = whole")] = None,
     format: Annotated[Literal["png", "jpeg", "webp"], Form()] = "png",
 ) -> Response:
     """Upscale an image; the response is the image, with the model and scale in headers."""
     data = await read_upload(image, state.settings.max_upload_bytes)
-    result = await state.superres.upscale(data=data, model=model, tile=tile, fmt=format)
+    result = await state.pipelines.superres.run(
+        data=data, model=model, version=version, tile=tile, fmt=format
+    )
     return Response(
         content=result.data,
         media_type=result.content_type,
         headers={
-            "X-Gantry-Model": result.model,
+            **model_headers(result.model, result.version),
             "X-Gantry-Scale": str(result.scale),
             "X-Gantry-Tiles": str(result.tiles),
         },

@@ -11,8 +11,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from numpy.typing import NDArray
 
-from gantry.cards import read_built_cards
-from gantry.settings import Settings
+from gantry.core.repository import ModelRepository
+from gantry.core.settings import Settings
 
 MODEL = "realesr-animevideov3-x4"
 
@@ -26,7 +26,9 @@ def test_every_built_model_is_ready_with_the_cards_config(
 ) -> None:
     client = httpclient.InferenceServerClient(f"127.0.0.1:{triton_settings.triton_http_port}")
     try:
-        for name, built in read_built_cards(triton_settings.model_repository).items():
+        for name, built in (
+            ModelRepository(triton_settings.model_repository).default_cards().items()
+        ):
             assert client.is_model_ready(name)
             config = client.get_model_config(name)
             assert config["backend"] == "onnxruntime"

@@ -21,8 +21,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from PIL import Image
 
-from gantry.protos import ensure_generated
-from gantry.settings import Settings
+from gantry.core.settings import Settings
+from gateway.grpc.protos import ensure_generated
 from tests.paths import DATA
 
 ensure_generated()

@@ -16,8 +16,8 @@ import grpc
 import pytest
 from fastapi.testclient import TestClient
 
-from gantry.protos import ensure_generated
-from gantry.settings import Settings
+from gantry.core.settings import Settings
+from gateway.grpc.protos import ensure_generated
 from tests.paths import DATA, REPO
 
 ensure_generated()

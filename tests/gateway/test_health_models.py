@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from gantry.settings import Settings
+from gantry.core.settings import Settings
 from gateway.app import create_app
 from tests.conftest import free_port
 from tests.paths import SET5

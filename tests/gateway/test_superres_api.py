@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.settings import Settings
+from gantry.core.settings import Settings
 from gateway.app import create_app
 from tests.paths import REAL_INPUTS, SET5
 

@@ -17,29 +17,27 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from gantry.core.preprocess import normalise
 from trainer.archs import ARCHS
 from trainer.archs.dlib_resnet import (
-    DLIB_CHIP_SIZE,
-    DLIB_CHIP_TEMPLATE_5PT,
-    DLIB_DISTANCE_THRESHOLD,
-    DLIB_MEAN_RGB,
     DlibResNet,
     add_zero_padded,
-    normalize_chips,
 )
+from trainer.catalog import card
+from trainer.catalog.faces import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE_5PT, DLIB_MEAN_RGB
 from trainer.weights.dlib import (
+    DLIB_DISTANCE_THRESHOLD,
     DlibFace,
-    DlibImportError,
     derive_dlib_template,
     dlib_faces,
     packaged_model_path,
     state_dict_from_dlib_net,
 )
-from trainer.weights.dlib_dat import (
+from trainer.weights.errors import WeightImportError
+from trainer.weights.formats.dlib_dat import (
     AddPrev,
     Affine,
     Conv,
-    DatFormatError,
     DlibNet,
     FullyConnected,
     Pool,
@@ -167,7 +165,7 @@ def test_dat_holds_the_face_recognition_resnet(dat_net: DlibNet) -> None:
 )
 def test_reader_fails_loudly_on_damaged_files(dat_bytes: bytes, damage: object) -> None:
     assert callable(damage)
-    with pytest.raises(DatFormatError):
+    with pytest.raises(WeightImportError):
         parse_dlib_net(damage(dat_bytes))
 
 
@@ -193,14 +191,14 @@ def test_importer_rejects_a_different_topology(dat_net: DlibNet) -> None:
     broken = dataclasses.replace(
         dat_net, layers=dat_net.layers[:first_tag] + dat_net.layers[first_tag + 1 :]
     )
-    with pytest.raises(DlibImportError, match="expected TagOrSkip"):
+    with pytest.raises(WeightImportError, match="expected TagOrSkip"):
         state_dict_from_dlib_net(broken)
     # One residual add fewer: the sequence runs out of step at that block.
     adds = [i for i, layer in enumerate(dat_net.layers) if isinstance(layer, AddPrev)]
     broken = dataclasses.replace(
         dat_net, layers=dat_net.layers[: adds[5]] + dat_net.layers[adds[5] + 1 :]
     )
-    with pytest.raises(DlibImportError):
+    with pytest.raises(WeightImportError):
         state_dict_from_dlib_net(broken)
 
 
@@ -324,3 +322,8 @@ def test_template_constant_is_in_dlibs_chip_frame(photos: list[Path]) -> None:
     assert stats.faces == len(photos)
     # 9 portraits vs the 76-face constant: means agree to a few px (nose/mouth std 5-8 px).
     np.testing.assert_allclose(stats.template, np.array(DLIB_CHIP_TEMPLATE_5PT), atol=6.0)
+
+
+def normalize_chips(chips: npt.NDArray[np.uint8]) -> torch.Tensor:
+    """(N, H, W, 3) uint8 chips → the network's input, as the dlib card normalises them."""
+    return torch.from_numpy(normalise(chips, card("dlib-resnet-v1")))

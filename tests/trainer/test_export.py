@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.cards import CARDS, all_cards
+from trainer.catalog import CARDS, all_cards
 from trainer.export.onnx import ParityError, check_parity, conv_gflops_per_pixel, export_onnx
 from trainer.export.triton_config import render_config
 
@@ -88,6 +88,6 @@ def test_build_from_an_official_checkpoint(tmp_path: Path) -> None:
     assert sha256_file(packaged) != built.build.onnx_sha256
     assert built.build.parity_max_abs_err < 1e-3
     assert (tmp_path / "repo" / name / "config.pbtxt").exists()
-    assert (tmp_path / "repo" / name / "card.json").exists()
+    assert (tmp_path / "repo" / name / "1" / "card.json").exists()
     with pytest.raises(ValueError, match="exactly one model"):
         build_repository([], options)

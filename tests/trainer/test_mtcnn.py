@@ -15,11 +15,13 @@ import pytest
 import torch
 from torch import nn
 
+from gantry.core.preprocess import normalise
 from trainer.archs import build_network
-from trainer.archs.mtcnn import ONET_SIZE, RNET_SIZE, normalize
+from trainer.archs.mtcnn import ONET_SIZE, RNET_SIZE
+from trainer.catalog import card
+from trainer.weights.errors import WeightImportError
 from trainer.weights.mtcnn import (
     ARCH_BY_NET,
-    WeightImportError,
     load_mtcnn,
     package_data_dir,
     state_dict_mtcnn,
@@ -63,7 +65,7 @@ def _patch(rgb: npt.NDArray[np.uint8], size: int) -> torch.Tensor:
     import cv2
 
     resized = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_AREA)
-    return normalize(torch.from_numpy(resized).permute(2, 0, 1)[None])
+    return torch.from_numpy(normalise(resized[None], card("mtcnn-pnet")))
 
 
 def _crop(image: npt.NDArray[np.uint8], box: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
@@ -115,9 +117,11 @@ def test_rnet_onet_output_order_and_shapes(nets: dict[str, nn.Module]) -> None:
     assert torch.allclose(o_out[-1].sum(1), torch.ones(5), atol=1e-6)
 
 
-def test_normalize_matches_facenet_pytorch() -> None:
-    rgb = torch.tensor([0, 127.5, 255], dtype=torch.float32)
-    assert torch.equal(normalize(rgb), torch.tensor([-0.99609375, 0.0, 0.99609375]))
+def test_card_normalisation_matches_facenet_pytorch() -> None:
+    rgb = np.array([[[[0, 127.5, 255]]]], dtype=np.float32)  # one pixel, (N, H, W, 3)
+    for stage in ("pnet", "rnet", "onet"):
+        got = normalise(rgb, card(f"mtcnn-{stage}")).reshape(-1)
+        assert np.array_equal(got, np.array([-0.99609375, 0.0, 0.99609375], np.float32))
 
 
 def _facenet_reference_classes() -> dict[str, Any]:

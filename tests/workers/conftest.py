@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from gantry.settings import Settings
+from gantry.core.settings import Settings
 from tests.conftest import free_port
 from tests.paths import REPO
 from workers.celery_app import worker_command
@@ -130,18 +130,7 @@ def make_stack(base: Settings, state_dir: Path, broker_url: str = "") -> JobStac
             "broker_visibility_timeout_s": 8,
         }
     )
-    env = dict(os.environ)
-    env.update(
-        GANTRY_STATE_DIR=str(state_dir),
-        GANTRY_MODEL_REPOSITORY=str(settings.model_repository),
-        GANTRY_TRITON_HTTP_PORT=str(settings.triton_http_port),
-        GANTRY_TRITON_GRPC_PORT=str(settings.triton_grpc_port),
-        GANTRY_BROKER_URL=broker_url,
-        GANTRY_JOB_HEARTBEAT_TIMEOUT_S="3",
-        GANTRY_BROKER_VISIBILITY_TIMEOUT_S="8",
-        PYTHONUNBUFFERED="1",
-    )
-    return JobStack(settings=settings, env=env)
+    return JobStack(settings=settings, env=settings.child_env(PYTHONUNBUFFERED="1"))
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from gantry.settings import Settings
+from gantry.core.settings import Settings
 from workers.store import JobStore, jobs
 from workers.tasks import purge_expired_results, reap_stale_jobs
 

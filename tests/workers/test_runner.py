@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from gantry.settings import Settings
-from gateway.errors import GantryError
+from gantry.core.errors import InvalidInput, Unavailable
+from gantry.core.settings import Settings
 from workers.runner import JobContext, TransientError, run_job
 from workers.store import JobStore
 
@@ -49,7 +49,7 @@ def test_success_records_the_result(setup: tuple[JobStore, Settings]) -> None:
     ("exc", "code"),
     [
         (SoftTimeLimitExceeded(), "time_limit"),
-        (GantryError(422, "invalid_image", "x.png is corrupt"), "invalid_image"),
+        (InvalidInput("invalid_image", "x.png is corrupt"), "invalid_image"),
         (ZeroDivisionError("bug"), "internal_error"),
     ],
 )
@@ -79,7 +79,7 @@ def test_triton_outage_requeues_for_a_retry(setup: tuple[JobStore, Settings]) ->
     with pytest.raises(TransientError):
         run_job(
             job.id,
-            _raise(GantryError(503, "triton_unavailable", "down")),
+            _raise(Unavailable("triton_unavailable", "down")),
             store=store,
             settings=settings,
         )

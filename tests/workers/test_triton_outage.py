@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.triton.launcher import TritonServer
-from gantry.settings import Settings
+from gantry.core.settings import Settings
 from tests.conftest import free_port
 from tests.paths import SET5
 from tests.workers.conftest import FINAL, api, make_stack, wait_for

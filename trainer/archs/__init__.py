@@ -7,13 +7,14 @@ checked against the same keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from trainer.registry import Registry
+from gantry.core.registry import Registry
 
-ARCHS = Registry[nn.Module]("architecture")
+ARCHS: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:

@@ -16,62 +16,23 @@ contract between this module and :func:`trainer.weights.dlib.state_dict_from_dli
 
 Stage ``s`` is dlib's ``alevel{4 - s}`` (dlib names its levels from the output).
 
-Normalisation contract: :class:`DlibResNet` takes RGB chips already normalised as
-``(rgb - DLIB_MEAN_RGB) / DLIB_PIXEL_SCALE`` with ``rgb`` in [0, 255], i.e. a model card with
-``value_range=(0, 255)``, ``mean=DLIB_MEAN_RGB``, ``std=(256, 256, 256)``, ``color_order="RGB"``.
-Keeping the normalisation outside matches how every other served model is described (by its
-card) and lets the gateway batch the arithmetic. :func:`normalize_chips` does it for callers
-holding uint8 chips. The output is the raw 128-d descriptor, *not* unit length: dlib compares
-Euclidean distances of raw descriptors (match below 0.6).
+Normalisation contract: :class:`DlibResNet` takes RGB chips already normalised as its card
+(``trainer.catalog.faces``, ``dlib-resnet-v1``) says: ``(rgb - mean) / 256`` with ``rgb`` in
+[0, 255] and dlib's stored channel means. Keeping the normalisation outside matches how every
+other served model is described (by its card) and lets the serving pipeline batch the
+arithmetic (``gantry.core.preprocess.normalise``). The output is the raw 128-d descriptor,
+*not* unit length: dlib compares Euclidean distances of raw descriptors (match below 0.6).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainer.archs import ARCHS
 
-# The means stored in the .dat's input layer (float32 in dlib, printed to 3 decimals here;
-# float32(122.782) is the stored value, so the rounding is exact).
-DLIB_MEAN_RGB: tuple[float, float, float] = (122.782, 117.001, 104.298)
-# input_rgb_image_sized divides by 256, not by a standard deviation.
-DLIB_PIXEL_SCALE = 256.0
-DLIB_CHIP_SIZE = 150
-DLIB_CHIP_PADDING = 0.25
 DESCRIPTOR_DIM = 128
-# dlib's own verification rule: same person iff the Euclidean distance of the raw
-# descriptors is below this (also stored in the .dat's loss layer).
-DLIB_DISTANCE_THRESHOLD = 0.6
-
-# Where our detector's 5 landmarks land in dlib's 150x150 chip (x, y in pixels, origin at the
-# top-left pixel centre, as cv2.warpAffine uses), in the order: left eye centre, right eye
-# centre, nose tip, left mouth corner, right mouth corner ("left"/"right" as seen in the image).
-#
-# dlib cuts its chips from its own 5-point model (eye corners, nose base), which our detector
-# does not produce, so the template is measured, not designed: trainer.weights.dlib
-# .derive_dlib_template ran dlib's 68-point predictor on every face dlib's HOG detector (one
-# upsampling) finds in /work/shared/data faces_verify, faces_detect/dlib_voc and landmarks
-# (76 faces in 25 photos), took the eye centres (mean of points 36-41 / 42-47), the nose tip
-# (30) and the mouth corners (48, 54), mapped them into the chip that
-# dlib.get_face_chip_details(5-point shape, 150, 0.25) defines, and averaged.
-# Spread across faces (std x, y in px): eyes (2.7, 1.8) and (1.8, 3.4), nose tip (8.2, 5.0),
-# mouth corners (6.0, 6.9) and (6.6, 7.5); the nose and mouth move with pose and expression
-# relative to the eye-corner/nose-base frame dlib aligns on, and the small VOC faces (30-50 px)
-# add landmark noise.
-# A similarity fit (Umeyama / cv2.estimateAffinePartial2D) of the 5 points onto this template,
-# warped bilinearly, gives descriptors with cosine 0.990-0.998 (mean 0.994) to dlib's own chips
-# on the faces_verify photos and changes no same/different decision there at dlib's 0.6.
-DLIB_CHIP_TEMPLATE_5PT: tuple[tuple[float, float], ...] = (
-    (47.07, 46.03),
-    (99.79, 45.82),
-    (71.76, 77.12),
-    (49.57, 101.61),
-    (99.69, 101.48),
-)
 
 
 class ChannelAffine(nn.Module):
@@ -206,10 +167,10 @@ class Stage(nn.Module):
 class DlibResNet(nn.Module):
     """dlib's ResNet-29 face descriptor.
 
-    Input: (N, 3, 150, 150) RGB chips normalised as ``(rgb - DLIB_MEAN_RGB) / 256``, rgb in
+    Input: (N, 3, 150, 150) RGB chips normalised as ``(rgb - mean) / 256``, rgb in
     [0, 255] (see the module docstring; :func:`normalize_chips`). The chips must be cut the
     way dlib cuts them (``dlib.get_face_chip(img, shape, 150, 0.25)``, or a similarity warp
-    onto :data:`DLIB_CHIP_TEMPLATE_5PT`); other sizes run but are not what the weights know.
+    onto the card's landmark template); other sizes run but are not what the weights know.
 
     Output: (N, 128) raw descriptors, not normalised.
 
@@ -245,28 +206,6 @@ class DlibResNet(nn.Module):
             feat = stage(feat)
         # avg_pool_everything: the mean over whatever spatial size is left (2x2 at 150 px).
         return self.fc(feat.mean(dim=(2, 3)))
-
-
-def normalize_chips(chips: npt.NDArray[np.uint8] | torch.Tensor) -> torch.Tensor:
-    """Turn RGB chips in [0, 255] into :class:`DlibResNet` input.
-
-    Args:
-        chips: (N, H, W, 3) uint8 numpy array (as dlib / PIL give them) or an (N, 3, H, W)
-            tensor of any dtype holding 0-255 values.
-
-    Returns:
-        (N, 3, H, W) float32 ``(rgb - DLIB_MEAN_RGB) / 256``.
-    """
-    if isinstance(chips, np.ndarray):
-        if chips.ndim != 4 or chips.shape[-1] != 3:
-            raise ValueError(f"expected (N, H, W, 3) RGB chips, got {chips.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2)
-    else:
-        tensor = chips
-    mean = torch.tensor(DLIB_MEAN_RGB, dtype=torch.float32).view(1, 3, 1, 1)
-    # float32 arithmetic in the same order as dlib's (p - mean) / 256 keeps the inputs
-    # bit-identical to dlib's.
-    return (tensor.to(torch.float32) - mean) / DLIB_PIXEL_SCALE
 
 
 @ARCHS.register()

@@ -4,9 +4,9 @@ Layer names (``conv1``, ``prelu1``, ``pool1``, ..., ``conv4_1``/``conv4_2`` in P
 ``dense4``/``dense5_{1,2}`` in R-Net, ``dense5``/``dense6_{1,2,3}`` in O-Net) are the keys of
 facenet-pytorch's ``data/{pnet,rnet,onet}.pt``, which load here with ``strict=True``.
 
-Input to every net: RGB, NCHW, float32, already normalised as ``(x - 127.5) * 0.0078125``
-(:func:`normalize`); facenet-pytorch's ``detect_face`` does that outside the nets, so the nets
-do not. P-Net is fully convolutional (any H, W >= 12); R-Net needs 24x24 crops and O-Net 48x48.
+Input to every net: RGB, NCHW, float32, already normalised as the stage's card says
+(``(x - 127.5) / 128``, ``trainer.catalog.faces``); facenet-pytorch's ``detect_face`` does that
+outside the nets, so the nets do not. P-Net is fully convolutional (any H, W >= 12); R-Net needs 24x24 crops and O-Net 48x48.
 
 Output order is facenet-pytorch's, box regression first and probabilities last:
 
@@ -24,23 +24,8 @@ from torch import nn
 
 from trainer.archs import ARCHS
 
-# facenet-pytorch's input normalisation: maps [0, 255] to about [-1, 1].
-PIXEL_MEAN = 127.5
-PIXEL_SCALE = 0.0078125  # 1 / 128
 RNET_SIZE = 24
 ONET_SIZE = 48
-
-
-def normalize(rgb: torch.Tensor) -> torch.Tensor:
-    """Map RGB pixel values in [0, 255] (any float/uint8 tensor) to the nets' input range.
-
-    Args:
-        rgb: ``[..., 3, H, W]`` RGB values in [0, 255].
-
-    Returns:
-        float32 ``(rgb - 127.5) * 0.0078125``.
-    """
-    return (rgb.float() - PIXEL_MEAN) * PIXEL_SCALE
 
 
 def _flatten_transposed(x: torch.Tensor) -> torch.Tensor:

@@ -13,16 +13,16 @@ The attribute names are the contract: the official ``mobilenet0.25_Final.pth`` a
   (``conv7x7_3``) is upstream's and must be kept.
 * ``{ClassHead,BboxHead,LandmarkHead}.{0,1,2}.conv1x1``: one head per pyramid level.
 
-Input: BGR, minus :data:`MEAN_BGR`, float32, NCHW, any height and width (no resizing, no
-scaling to [0, 1]). Output, as upstream's ``phase="test"``: ``(loc [B,N,4], conf [B,N,2]
-softmaxed over the last axis, landms [B,N,10])`` with ``N`` = 2 anchors per location summed
-over strides 8, 16 and 32. ``loc`` and ``landms`` are raw regressions; :func:`prior_boxes`
-and :func:`decode` turn them into pixel coordinates.
+Input: BGR minus the training mean, float32, NCHW, any height and width (no resizing, no
+scaling to [0, 1]), as the model card says (``trainer.catalog.faces``). Output, as upstream's
+``phase="test"``: ``(loc [B,N,4], conf [B,N,2] softmaxed over the last axis, landms
+[B,N,10])`` with ``N`` = 2 anchors per location summed over the three FPN levels (strides 8,
+16 and 32). ``loc`` and ``landms`` are raw regressions; the card's anchor layout and
+``gantry.serving.faces.retinaface`` turn them into pixel coordinates.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -34,15 +34,10 @@ from trainer.archs import ARCHS
 # nn.BatchNorm2d's default; upstream never overrides it, and the ONNX importer relies on
 # knowing it (it writes running_var = 1 - eps so that a folded BN becomes the identity).
 BN_EPS = 1e-5
-# Per-channel mean the released weights were trained with (BGR order, 0-255 scale).
-MEAN_BGR = (104.0, 117.0, 123.0)
 # Anchors per feature-map location: upstream's anchor_num for every level.
 NUM_ANCHORS = 2
-# Prior-box geometry (cfg_mnet and cfg_re50 agree): two square anchor sizes per level, the
-# level's stride, and the SSD-style variances used to encode the regressions.
-ANCHOR_MIN_SIZES: tuple[tuple[int, int], ...] = ((16, 32), (64, 128), (256, 512))
-ANCHOR_STEPS: tuple[int, ...] = (8, 16, 32)
-VARIANCES = (0.1, 0.2)
+# FPN levels, each with its own heads (strides 8, 16 and 32).
+FPN_LEVELS = 3
 
 
 @dataclass(frozen=True)
@@ -296,7 +291,7 @@ class _Head(nn.Module):
 
 
 def _heads(in_channels: int, values: int) -> nn.ModuleList:
-    return nn.ModuleList(_Head(in_channels, values) for _ in ANCHOR_STEPS)
+    return nn.ModuleList(_Head(in_channels, values) for _ in range(FPN_LEVELS))
 
 
 class RetinaFace(nn.Module):
@@ -338,7 +333,7 @@ class RetinaFace(nn.Module):
         """Detect on a BGR-minus-mean NCHW batch.
 
         Args:
-            x: ``[B, 3, H, W]`` float32, BGR, with :data:`MEAN_BGR` subtracted.
+            x: ``[B, 3, H, W]`` float32, BGR, with the training mean subtracted.
 
         Returns:
             ``(loc [B,N,4], conf [B,N,2], landms [B,N,10])``; ``conf`` is softmaxed
@@ -353,55 +348,6 @@ class RetinaFace(nn.Module):
         loc = torch.cat([head(f) for head, f in zip(self.BboxHead, feats, strict=True)], 1)
         landms = torch.cat([head(f) for head, f in zip(self.LandmarkHead, feats, strict=True)], 1)
         return loc, F.softmax(conf, dim=-1), landms
-
-
-def prior_boxes(height: int, width: int) -> torch.Tensor:
-    """Upstream's ``PriorBox`` anchors for an input of ``height`` x ``width``.
-
-    Args:
-        height: network input height in pixels.
-        width: network input width in pixels.
-
-    Returns:
-        ``[N, 4]`` float32 ``(cx, cy, w, h)`` normalised by the input size, in the same
-        (level, row, col, anchor) order as the network's outputs.
-    """
-    levels: list[torch.Tensor] = []
-    for step, sizes in zip(ANCHOR_STEPS, ANCHOR_MIN_SIZES, strict=True):
-        # ceil: the stride-2 convs pad, so an odd size still yields the rounded-up map.
-        rows, cols = math.ceil(height / step), math.ceil(width / step)
-        cy = (torch.arange(rows, dtype=torch.float64) + 0.5) * step / height
-        cx = (torch.arange(cols, dtype=torch.float64) + 0.5) * step / width
-        grid_y, grid_x = torch.meshgrid(cy, cx, indexing="ij")
-        centres = torch.stack((grid_x, grid_y), dim=-1).reshape(-1, 1, 2)
-        wh = torch.tensor([[s / width, s / height] for s in sizes], dtype=torch.float64)
-        anchors = torch.cat(
-            (centres.expand(-1, len(sizes), 2), wh.expand(centres.shape[0], -1, 2)), dim=-1
-        )
-        levels.append(anchors.reshape(-1, 4))
-    return torch.cat(levels).float()
-
-
-def decode(
-    loc: torch.Tensor, landms: torch.Tensor, priors: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn encoded regressions into normalised corner boxes and landmark points.
-
-    Args:
-        loc: ``[..., N, 4]`` box regressions from :class:`RetinaFace`.
-        landms: ``[..., N, 10]`` landmark regressions.
-        priors: ``[N, 4]`` from :func:`prior_boxes` for the same input size.
-
-    Returns:
-        ``(boxes [..., N, 4] as x1, y1, x2, y2; points [..., N, 10] as x1, y1, ..., x5, y5)``,
-        both in [0, 1] units of the input width/height: multiply by (W, H) for pixels.
-    """
-    centre, size = priors[:, :2], priors[:, 2:]
-    box_centre = centre + loc[..., :2] * VARIANCES[0] * size
-    box_size = size * torch.exp(loc[..., 2:] * VARIANCES[1])
-    boxes = torch.cat((box_centre - box_size / 2, box_centre + box_size / 2), dim=-1)
-    points = centre.repeat(1, 5) + landms * VARIANCES[0] * size.repeat(1, 5)
-    return boxes, points
 
 
 @ARCHS.register()

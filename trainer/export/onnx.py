@@ -13,7 +13,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from gantry.cards import ModelCard
+from gantry.core.cards import ModelCard
 
 DEFAULT_OPSET = 17
 

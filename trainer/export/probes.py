@@ -1,7 +1,14 @@
-"""Real images, prepared as each card says, for the export parity gate."""
+"""Real inputs, prepared as each card says, for the export parity gate; one probe per task.
+
+A probe turns files of ``../shared/data`` into (label, CHW float32) network inputs the way
+serving would: photos normalised by :func:`gantry.core.preprocess.normalise`, label maps
+encoded by :func:`gantry.core.labelmaps.generator_input`. Without the data directory the gate
+still runs, on a fixed pseudo-random image.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,27 +16,20 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.cards import ModelCard
-from gantry.preprocess import normalise
+from gantry.core.cards import ModelCard, SynthesisSpec
+from gantry.core.labelmaps import classes_from_ids, generator_input
+from gantry.core.preprocess import normalise
+from gantry.core.registry import Registry
 
-_PHOTOS: dict[str, tuple[str, ...]] = {
-    "superres": (
-        "superres/Set5/LR_bicubic/X4/babyx4.png",
-        "superres/Set5/LR_bicubic/X4/birdx4.png",
-    ),
-    "face_detection": (
-        "faces_detect/dlib_voc/2008_001322.jpg",
-        "faces_verify/face_recognition_knn/obama/obama.jpg",
-    ),
-    "face_detection_stage": ("faces_verify/face_recognition_knn/obama/obama.jpg",),
-    "face_embedding": (
-        "faces_verify/face_recognition_knn/obama/obama.jpg",
-        "faces_verify/face_recognition_knn/biden/biden.jpg",
-    ),
-}
+Probe = list[tuple[str, NDArray[Any]]]
+PROBES: Registry[Callable[[ModelCard, Path], Probe]] = Registry("task probe")
+
 # Crops small enough that the 23-block RRDBNet check stays in seconds on a CPU.
 SUPERRES_CROP = 48
 DETECTION_LONG_SIDE = 160
+_SET5_LR = ("superres/Set5/LR_bicubic/X4/babyx4.png", "superres/Set5/LR_bicubic/X4/birdx4.png")
+_OBAMA = "faces_verify/face_recognition_knn/obama/obama.jpg"
+_BIDEN = "faces_verify/face_recognition_knn/biden/biden.jpg"
 
 
 def _center_square(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -39,56 +39,103 @@ def _center_square(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return rgb[top : top + side, left : left + side]
 
 
-def _prepare(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
+def _photos(data_dir: Path, relative: tuple[str, ...]) -> list[tuple[str, NDArray[np.uint8]]]:
+    """(name, RGB) of the files that exist; a fixed random image when none does."""
+    found = [
+        (rel, np.asarray(Image.open(data_dir / rel).convert("RGB")))
+        for rel in relative
+        if (data_dir / rel).exists()
+    ]
+    if not found:
+        rng = np.random.default_rng(0)
+        found = [("random-64x64", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))]
+    return found
+
+
+def _fixed_size(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
     fixed = card.input_hw
-    if fixed is not None:
-        square = Image.fromarray(_center_square(rgb))
-        return np.asarray(square.resize((fixed[1], fixed[0]), Image.Resampling.BILINEAR))
+    assert fixed is not None
+    square = Image.fromarray(_center_square(rgb))
+    return np.asarray(square.resize((fixed[1], fixed[0]), Image.Resampling.BILINEAR))
+
+
+def _crop(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     h, w = rgb.shape[:2]
-    if card.task == "superres":
-        top, left = max((h - SUPERRES_CROP) // 2, 0), max((w - SUPERRES_CROP) // 2, 0)
-        return rgb[top : top + SUPERRES_CROP, left : left + SUPERRES_CROP]
+    top, left = max((h - SUPERRES_CROP) // 2, 0), max((w - SUPERRES_CROP) // 2, 0)
+    return rgb[top : top + SUPERRES_CROP, left : left + SUPERRES_CROP]
+
+
+def _shrunk(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
+    h, w = rgb.shape[:2]
     scale = DETECTION_LONG_SIDE / max(h, w)
-    size = (max(round(w * scale), 12), max(round(h * scale), 12))
+    side = max(card.min_input_size, 12)
+    size = (max(round(w * scale), side), max(round(h * scale), side))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
-def _synthesis_inputs(card: ModelCard, data_dir: Path) -> list[tuple[str, NDArray[Any]]]:
-    """Real facade label maps turned into generator inputs, at two sizes."""
-    from gantry.labelmaps import cmp_facade_classes, generator_input
+@PROBES.register("superres")
+@PROBES.register("image_to_image")
+def _image_crops(card: ModelCard, data_dir: Path) -> Probe:
+    """Crops of Set5 photos (dynamic H, W)."""
+    return [(n, normalise(_crop(rgb), card)) for n, rgb in _photos(data_dir, _SET5_LR)]
 
-    assert card.n_classes is not None
-    inputs = []
+
+@PROBES.register("face_detection")
+def _detection_photos(card: ModelCard, data_dir: Path) -> Probe:
+    """A group photo and a portrait, shrunk to detector size."""
+    names = ("faces_detect/dlib_voc/2008_001322.jpg", _OBAMA)
+    return [(n, normalise(_shrunk(rgb, card), card)) for n, rgb in _photos(data_dir, names)]
+
+
+@PROBES.register("face_detection_stage")
+def _stage_inputs(card: ModelCard, data_dir: Path) -> Probe:
+    """A portrait: at the stage's crop size, or shrunk for the fully convolutional P-Net."""
+    prepare = _fixed_size if card.input_hw is not None else _shrunk
+    return [(n, normalise(prepare(rgb, card), card)) for n, rgb in _photos(data_dir, (_OBAMA,))]
+
+
+@PROBES.register("face_embedding")
+@PROBES.register("face_landmarks")
+def _face_chips(card: ModelCard, data_dir: Path) -> Probe:
+    """Two faces at the model's chip size."""
+    photos = _photos(data_dir, (_OBAMA, _BIDEN))
+    return [(n, normalise(_fixed_size(rgb, card), card)) for n, rgb in photos]
+
+
+@PROBES.register("synthesis")
+def _label_maps(card: ModelCard, data_dir: Path) -> Probe:
+    """A real facade label map turned into generator inputs, at two sizes."""
+    spec = card.spec
+    assert isinstance(spec, SynthesisSpec)
     labels = sorted((data_dir / "train" / "cmp_facades" / "val" / "label").glob("*.png"))[:1]
-    for path, (h, w) in zip(labels * 2, ((256, 512), (128, 128)), strict=True):
-        label = Image.open(path).resize((w, h), Image.Resampling.NEAREST)
-        classes = cmp_facade_classes(np.asarray(label))
+    if not labels:
         rng = np.random.default_rng(0)
-        features = {c: rng.uniform(-1, 1, card.feat_num) for c in range(card.n_classes)}
-        x = generator_input(
-            classes, None, features, n_classes=card.n_classes, feat_num=card.feat_num
+        ids = rng.integers(0, spec.n_classes, (64, 64)) + spec.first_label_id
+        labels_arrays = [("random-64x64", ids, (64, 64))]
+    else:
+        raw = np.asarray(Image.open(labels[0]))
+        name = str(labels[0].relative_to(data_dir))
+        labels_arrays = [(name, raw, (256, 512)), (name, raw, (128, 128))]
+    inputs = []
+    for name, ids, (h, w) in labels_arrays:
+        resized = Image.fromarray(ids.astype(np.uint8)).resize((w, h), Image.Resampling.NEAREST)
+        classes = classes_from_ids(
+            np.asarray(resized), first_id=spec.first_label_id, n_classes=spec.n_classes
         )
-        inputs.append((f"{path.relative_to(data_dir)} at {h}x{w}", x))
-    return inputs
-
-
-def probe_inputs(card: ModelCard, data_dir: Path) -> list[tuple[str, NDArray[Any]]]:
-    """(label, CHW float32) real inputs for ``card``, from ``data_dir`` (../shared/data).
-
-    Without the data directory the gate still runs, on a fixed pseudo-random image.
-    """
-    if card.task == "synthesis":
-        found = _synthesis_inputs(card, data_dir)
-        if found:
-            return found
-    inputs: list[tuple[str, NDArray[Any]]] = []
-    for rel in _PHOTOS.get(card.task, ()):
-        path = data_dir / rel
-        if path.exists():
-            rgb = np.asarray(Image.open(path).convert("RGB"))
-            inputs.append((rel, normalise(_prepare(rgb, card), card)))
-    if not inputs:
         rng = np.random.default_rng(0)
-        rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-        inputs.append(("random-64x64", normalise(_prepare(rgb, card), card)))
+        features = {c: rng.uniform(-1, 1, spec.feat_num) for c in range(spec.n_classes)}
+        x = generator_input(
+            classes,
+            None,
+            features,
+            n_classes=spec.n_classes,
+            feat_num=spec.feat_num,
+            boundary=spec.boundary,
+        )
+        inputs.append((f"{name} at {h}x{w}", x))
     return inputs
+
+
+def probe_inputs(card: ModelCard, data_dir: Path) -> Probe:
+    """(label, CHW float32) real inputs for ``card``, from ``data_dir`` (../shared/data)."""
+    return PROBES.get(card.task)(card, data_dir)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gantry.cards import ModelCard
+from gantry.core.cards import ModelCard
+from trainer.export.triton_config import optimal_side
 
 
 class TensorRTUnavailableError(RuntimeError):
@@ -35,7 +36,7 @@ def build_plan(onnx_path: Path, card: ModelCard, plan_path: Path, *, fp16: bool 
         config.set_flag(trt.BuilderFlag.FP16)
     (inp,) = card.inputs
     channels = inp.dims[0]
-    tile = card.tile_size or 256
+    tile = optimal_side(card)
     profile = builder.create_optimization_profile()
     profile.set_shape(
         inp.name,

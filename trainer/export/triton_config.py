@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gantry.cards import ModelCard, TensorSpec
+from gantry.core.cards import ModelCard, TensorSpec, TiledImageSpec
 
 Profile = Literal["cpu", "gpu"]
 ModelFormat = Literal["onnx", "tensorrt_plan"]
@@ -15,11 +15,17 @@ def _tensor(spec: TensorSpec) -> str:
     return f'  {{ name: "{spec.name}" data_type: {spec.dtype} dims: [ {dims} ] }}'
 
 
+def optimal_side(card: ModelCard) -> int:
+    """The input side TensorRT optimises for: the card's tile, else 256 px."""
+    spec = card.spec
+    return spec.tile_size if isinstance(spec, TiledImageSpec) and spec.tile_size else 256
+
+
 def _trt_shapes(card: ModelCard) -> dict[str, str]:
     """TensorRT optimisation profile of the ONNX Runtime TRT accelerator: one tile batch."""
     (inp,) = card.inputs
     c = inp.dims[0]
-    tile = card.tile_size or 256
+    tile = optimal_side(card)
     return {
         "trt_profile_min_shapes": f"{inp.name}:1x{c}x{card.min_input_size}x{card.min_input_size}",
         "trt_profile_opt_shapes": f"{inp.name}:{card.max_batch_size}x{c}x{tile}x{tile}",
@@ -63,7 +69,9 @@ def render_config(
     )
     kind = "KIND_GPU" if profile == "gpu" else "KIND_CPU"
     lines.append(f"instance_group [ {{ count: {instances} kind: {kind} }} ]")
-    lines.append("version_policy: { latest: { num_versions: 1 } }")
+    # Every built version is served: clients pin one with `version`, the catalog names the
+    # default, and publishing a version loads it beside the others.
+    lines.append("version_policy: { all { } }")
     params = {
         "intra_op_thread_count": str(intra_op_threads),
         "inter_op_thread_count": "1",

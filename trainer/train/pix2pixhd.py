@@ -33,8 +33,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
-from gantry.labelmaps import CMP_FACADE_CLASSES, cmp_facade_classes, generator_input
-from gantry.settings import get_settings
+from gantry.core.labelmaps import CMP_FACADE_CLASSES, cmp_facade_classes, generator_input
+from gantry.core.settings import get_settings
 from trainer.archs.pix2pixhd import (
     Encoder,
     LocalEnhancer,

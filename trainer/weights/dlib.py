@@ -1,17 +1,18 @@
 """dlib's face-recognition ResNet weights → :class:`~trainer.archs.dlib_resnet.DlibResNet`.
 
-The ``.dat`` holds the layers but not how they connect (see :mod:`trainer.weights.dlib_dat`),
+The ``.dat`` holds the layers but not how they connect (see
+:mod:`trainer.weights.formats.dlib_dat`),
 so the importer walks the parsed layer list against the module and requires the exact
 layer sequence of dlib's ``anet_type``: stem ``con, affine, relu, max_pool``; per block
 ``tag, con, affine, relu, con, affine, [tag, skip, avg_pool,] add_prev, relu`` (bracketed part
 only in stride-2 blocks); then ``avg_pool_everything, fc_no_bias``. Every convolution's
 kernel, stride and padding, every pool's geometry and every tensor shape must agree with the
-module, and the input layer's size and means with :mod:`trainer.archs.dlib_resnet`'s
-constants, before anything is returned.
+module, and the input layer's size and means with the ``dlib-resnet-v1`` card's, before
+anything is returned.
 
 :func:`derive_dlib_template` measures where our detector's 5 landmarks fall in dlib's chips
-(the source of ``DLIB_CHIP_TEMPLATE_5PT``). It needs ``dlib`` (imported only there) and the
-shape predictors of ``face_recognition_models``; the importer itself needs numpy and torch.
+(the source of the card's ``DLIB_CHIP_TEMPLATE_5PT``). It needs ``dlib`` (imported only
+there) and the shape predictors of ``face_recognition_models``; the importer itself needs numpy and torch.
 """
 
 from __future__ import annotations
@@ -28,15 +29,14 @@ import torch
 from torch import nn
 
 from trainer.archs.dlib_resnet import (
-    DLIB_CHIP_PADDING,
-    DLIB_CHIP_SIZE,
-    DLIB_MEAN_RGB,
     ChannelAffine,
     DlibResNet,
     ResidualBlock,
     Stage,
 )
-from trainer.weights.dlib_dat import (
+from trainer.catalog.faces import DLIB_CHIP_SIZE, DLIB_MEAN_RGB
+from trainer.weights.errors import WeightImportError
+from trainer.weights.formats.dlib_dat import (
     AFFINE_CONV_MODE,
     AddPrev,
     Affine,
@@ -75,8 +75,11 @@ _SHORTCUT_POOL = Pool(kind="avg", window=(2, 2), stride=(2, 2), padding=(0, 0))
 _GLOBAL_POOL = Pool(kind="avg", window=(0, 0), stride=(1, 1), padding=(0, 0))
 
 
-class DlibImportError(ValueError):
-    """The parsed dlib network does not match :class:`DlibResNet`."""
+# dlib's own chips (get_face_chip_details) pad the face box by this fraction per side.
+DLIB_CHIP_PADDING = 0.25
+# dlib's own verification rule: same person iff the Euclidean distance of the raw
+# descriptors is below this (also stored in the .dat's loss layer).
+DLIB_DISTANCE_THRESHOLD = 0.6
 
 
 def packaged_model_path(filename: str = FACE_RECOGNITION_DAT) -> Path:
@@ -117,7 +120,7 @@ class _Cursor:
         self.index += 1
         if not isinstance(layer, kind):
             got = "end of network" if layer is None else type(layer).__name__
-            raise DlibImportError(
+            raise WeightImportError(
                 f"layer {self.index} ({what}): expected {kind.__name__}, got {got}"
             )
         return layer
@@ -125,13 +128,13 @@ class _Cursor:
     def expect_end(self) -> None:
         rest = sum(1 for _ in self._layers)
         if rest:
-            raise DlibImportError(f"{rest} layers left after the fc layer")
+            raise WeightImportError(f"{rest} layers left after the fc layer")
 
 
 def _as_tensor(array: npt.NDArray[np.float32], like: torch.Tensor, key: str) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).reshape(-1)
     if tensor.numel() != like.numel():
-        raise DlibImportError(f"{key}: dlib has {tensor.numel()} values, module {like.numel()}")
+        raise WeightImportError(f"{key}: dlib has {tensor.numel()} values, module {like.numel()}")
     return tensor.reshape(like.shape).clone()
 
 
@@ -140,9 +143,9 @@ def _conv(layer: Conv, conv: nn.Conv2d, key: str) -> StateDict:
     want = {"stride": conv.stride, "padding": conv.padding, "weight": tuple(conv.weight.shape)}
     for what, value in got.items():
         if tuple(value) != tuple(want[what]):
-            raise DlibImportError(f"{key}: dlib {what} {value}, module {want[what]}")
+            raise WeightImportError(f"{key}: dlib {what} {value}, module {want[what]}")
     if conv.bias is None:
-        raise DlibImportError(f"{key}: dlib convolutions have biases; the module has none")
+        raise WeightImportError(f"{key}: dlib convolutions have biases; the module has none")
     return {
         f"{key}.weight": _as_tensor(layer.weight, conv.weight, key),
         f"{key}.bias": _as_tensor(layer.bias, conv.bias, key),
@@ -151,9 +154,9 @@ def _conv(layer: Conv, conv: nn.Conv2d, key: str) -> StateDict:
 
 def _affine(layer: Affine, affine: ChannelAffine, key: str) -> StateDict:
     if layer.mode != AFFINE_CONV_MODE:
-        raise DlibImportError(f"{key}: dlib affine is per-element (fc mode), not per-channel")
+        raise WeightImportError(f"{key}: dlib affine is per-element (fc mode), not per-channel")
     if layer.gamma.shape != (1, affine.weight.numel(), 1, 1):
-        raise DlibImportError(
+        raise WeightImportError(
             f"{key}: dlib gamma {layer.gamma.shape}, module {affine.weight.shape}"
         )
     return {
@@ -164,7 +167,7 @@ def _affine(layer: Affine, affine: ChannelAffine, key: str) -> StateDict:
 
 def _pool(layer: Pool, want: Pool, what: str) -> None:
     if layer != want:
-        raise DlibImportError(f"{what}: dlib has {layer}, the module does {want}")
+        raise WeightImportError(f"{what}: dlib has {layer}, the module does {want}")
 
 
 def _block(cursor: _Cursor, block: ResidualBlock, key: str) -> StateDict:
@@ -199,17 +202,17 @@ def state_dict_from_dlib_net(net: DlibNet, model: DlibResNet | None = None) -> S
         ``strict=True`` as a final check.
 
     Raises:
-        DlibImportError: the layer sequence, a geometry or a shape differs from the module,
+        WeightImportError: the layer sequence, a geometry or a shape differs from the module,
             or the input is not the 150x150 RGB input with dlib's means.
     """
     model = model if model is not None else DlibResNet()
     size = (net.input.rows, net.input.cols)
     if size != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE):
-        raise DlibImportError(f"dlib input is {size}, the module expects {DLIB_CHIP_SIZE}px")
+        raise WeightImportError(f"dlib input is {size}, the module expects {DLIB_CHIP_SIZE}px")
     for got, want in zip(net.input.mean_rgb, DLIB_MEAN_RGB, strict=True):
         # The file stores float32 means; our constants are their 3-decimal spelling.
         if not math.isclose(got, want, abs_tol=1e-4):
-            raise DlibImportError(f"dlib input means {net.input.mean_rgb} != {DLIB_MEAN_RGB}")
+            raise WeightImportError(f"dlib input means {net.input.mean_rgb} != {DLIB_MEAN_RGB}")
 
     cursor = _Cursor(net.layers)
     state: StateDict = {}
@@ -219,17 +222,19 @@ def state_dict_from_dlib_net(net: DlibNet, model: DlibResNet | None = None) -> S
     _pool(cursor.take(Pool, "stem pool"), _STEM_POOL, "stem pool")
     for s, stage in enumerate(model.stages):
         if not isinstance(stage, Stage):
-            raise DlibImportError(f"stages.{s} is a {type(stage).__name__}, not a Stage")
+            raise WeightImportError(f"stages.{s} is a {type(stage).__name__}, not a Stage")
         for b, block in enumerate(stage.blocks):
             if not isinstance(block, ResidualBlock):
-                raise DlibImportError(f"stages.{s}.blocks.{b} is not a ResidualBlock")
+                raise WeightImportError(f"stages.{s}.blocks.{b} is not a ResidualBlock")
             state |= _block(cursor, block, f"stages.{s}.blocks.{b}")
     _pool(cursor.take(Pool, "global pool"), _GLOBAL_POOL, "global pool")
     fc = cursor.take(FullyConnected, "fc")
     if fc.bias is not None:
-        raise DlibImportError("dlib fc has a bias; the module's fc has none")
+        raise WeightImportError("dlib fc has a bias; the module's fc has none")
     if fc.weight.shape != tuple(model.fc.weight.shape):
-        raise DlibImportError(f"fc: dlib {fc.weight.shape}, module {tuple(model.fc.weight.shape)}")
+        raise WeightImportError(
+            f"fc: dlib {fc.weight.shape}, module {tuple(model.fc.weight.shape)}"
+        )
     state["fc.weight"] = _as_tensor(fc.weight, model.fc.weight, "fc")
     cursor.expect_end()
 
@@ -250,7 +255,7 @@ def state_dict_from_dlib_dat(path: Path | None = None) -> StateDict:
 
     Raises:
         DatFormatError: the file is malformed.
-        DlibImportError: the network is not dlib's face-recognition ResNet.
+        WeightImportError: the network is not dlib's face-recognition ResNet.
         FileNotFoundError: no path given and the package is not installed.
     """
     return state_dict_from_dlib_net(read_dlib_net(path or packaged_model_path()))

@@ -3,20 +3,24 @@
 Each weights source is a registered importer (``card.weights.importer`` names it): it takes
 the card and an optional official checkpoint, and returns a state_dict with the upstream
 keys. Importers import their modules lazily, so loading one family never pulls in another's.
+Format readers live in :mod:`trainer.weights.formats`, the family mappings beside this
+module, and every official checkpoint goes through :mod:`trainer.weights.checkpoint`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from gantry.cards import ModelCard
-from trainer.registry import Registry
+from gantry.core.cards import ModelCard
+from gantry.core.registry import Registry
 
 StateDict = dict[str, torch.Tensor]
 
-WEIGHT_SOURCES: Registry[StateDict] = Registry("weights importer")
+Importer = Callable[[ModelCard, Path | None], StateDict]
+WEIGHT_SOURCES: Registry[Importer] = Registry("weights importer")
 
 
 @WEIGHT_SOURCES.register("ncnn")
@@ -72,6 +76,7 @@ def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:
             Real-ESRGAN ``.pth`` with ``params_ema``.
 
     Raises:
-        KeyError: the card names an unknown importer (the message lists the known ones).
+        UnknownNameError: the card names an unknown importer (the message lists the known ones).
+        WeightImportError: the weights cannot be read or do not fit the card's architecture.
     """
     return WEIGHT_SOURCES.get(card.weights.importer)(card, checkpoint)

@@ -9,12 +9,12 @@ Caffe MTCNN. The files are located through the import spec only: importing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from trainer.archs import build_network
+from trainer.weights.checkpoint import fit_strict, read_state_dict
 from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
@@ -22,10 +22,6 @@ StateDict = dict[str, torch.Tensor]
 PACKAGE = "facenet_pytorch"
 # Our registered architecture for each of facenet-pytorch's three files.
 ARCH_BY_NET = {"pnet": "mtcnn_pnet", "rnet": "mtcnn_rnet", "onet": "mtcnn_onet"}
-
-
-class WeightImportError(ValueError):
-    """A weights file does not fit the architecture it is loaded into."""
 
 
 def package_data_dir() -> Path:
@@ -65,18 +61,9 @@ def state_dict_mtcnn(net: str, path: str | Path | None = None) -> StateDict:
     """
     key = _net_name(net)
     file = Path(path) if path is not None else package_data_dir() / f"{key}.pt"
-    # weights_only: the file is pickled; it must not be able to run code on load.
-    raw: Any = torch.load(file, map_location="cpu", weights_only=True)
-    if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items()
-    ):
-        raise WeightImportError(f"{file}: not a state_dict of tensors")
-    state: StateDict = {k: v.float() for k, v in raw.items()}
-    try:
-        build_network(ARCH_BY_NET[key]).load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightImportError(f"{file} does not fit {ARCH_BY_NET[key]}: {exc}") from exc
-    return state
+    state = {k: v.float() for k, v in read_state_dict(file).items()}
+    arch = ARCH_BY_NET[key]
+    return fit_strict(build_network(arch), state, source=str(file), arch=arch)
 
 
 def load_mtcnn(net: str) -> nn.Module:

@@ -18,24 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from gantry.settings import get_settings
-from trainer.archs import build_network
+from gantry.core.settings import get_settings
 from trainer.train.pix2pixhd import (
     FacadesTinyConfig,
     data_fingerprint,
     facades_dir,
     run_facades_tiny,
 )
+from trainer.weights.checkpoint import load_checkpoint
 
 StateDict = dict[str, torch.Tensor]
 
 CACHE_FILE = "pix2pixhd_facades_tiny.pt"
-
-
-class WeightImportError(ValueError):
-    """A checkpoint does not fit the architecture it is loaded into."""
 
 
 @dataclass(frozen=True)
@@ -146,29 +141,13 @@ def state_dict_facades_tiny(
     return facades_tiny_weights(config, data_dir=data_dir, cache=cache).generator
 
 
-def _stale_norm_stats(model: nn.Module) -> set[str]:
-    """State_dict keys pre-0.4 PyTorch wrote for InstanceNorm layers that keep no statistics.
-
-    PyTorch 0.3 (which NVIDIA's released checkpoints date from) registered ``running_mean``
-    and ``running_var`` on every InstanceNorm; today's ``track_running_stats=False`` layers
-    reject them in a strict load. They were never used by the forward pass.
-    """
-    keys = set()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats:
-            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
-                keys.add(f"{name}.{buffer}")
-    return keys
-
-
 def load_official_pix2pixhd(
     path: str | Path, arch: str = "pix2pixhd_local", **arch_kwargs: Any
 ) -> StateDict:
     """Read an NVIDIA/pix2pixHD checkpoint and prove it fits ``arch`` with ``strict=True``.
 
     Args:
-        path: ``latest_net_G.pth`` (or ``_D`` / ``_E``), a bare state_dict. Loaded with
-            ``weights_only=True``: a checkpoint from the internet must not be able to run code.
+        path: ``latest_net_G.pth`` (or ``_D`` / ``_E``), a bare state_dict.
         arch: a registered variant, e.g. ``"pix2pixhd_local"`` (label2city_1024p),
             ``"pix2pixhd_global"`` (label2city_512p), ``"pix2pixhd_discriminator"``,
             ``"pix2pixhd_encoder"``.
@@ -177,26 +156,9 @@ def load_official_pix2pixhd(
 
     Returns:
         The state_dict, with DataParallel's ``module.`` prefix and pre-0.4 InstanceNorm
-        statistics removed.
+        statistics removed (see :mod:`trainer.weights.checkpoint`).
 
     Raises:
         WeightImportError: the file holds no state_dict, or it does not fit ``arch``.
     """
-    raw: Any = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if (
-        not isinstance(raw, dict)
-        or not raw
-        or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items())
-    ):
-        raise WeightImportError(f"{path}: not a state_dict of tensors")
-    model = build_network(arch, **arch_kwargs)
-    stale = _stale_norm_stats(model)
-    # Checkpoints saved from nn.DataParallel carry a "module." prefix on every key.
-    state: StateDict = {
-        key: value for k, value in raw.items() if (key := k.removeprefix("module.")) not in stale
-    }
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightImportError(f"{path} does not fit {arch}: {exc}") from exc
-    return state
+    return load_checkpoint(path, arch, **arch_kwargs)

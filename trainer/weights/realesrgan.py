@@ -20,24 +20,25 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
+from gantry.core.registry import Registry
 from trainer.archs import build_network
 from trainer.archs.rrdbnet import LRELU_SLOPE, RESIDUAL_SCALE, RRDBNet
 from trainer.archs.srvgg import ResizedSRVGGNetCompact, SRVGGNetCompact
-from trainer.registry import Registry
-from trainer.weights.ncnn import NcnnLayer, NcnnNet, load_ncnn
+from trainer.weights.checkpoint import load_checkpoint, read_state_dict
+from trainer.weights.errors import WeightImportError
+from trainer.weights.formats.ncnn import NcnnLayer, NcnnNet, load_ncnn
 from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
 
 # Each importer maps a parsed ncnn graph onto a freshly built module's state_dict keys.
-IMPORTERS = Registry[StateDict]("ncnn importer")
+IMPORTERS: Registry[Callable[..., StateDict]] = Registry("ncnn importer")
 
 # ncnn Convolution activation_type (param 9) values.
 _ACT_NONE = 0
@@ -47,10 +48,6 @@ _INTERP_NEAREST = 1
 _INTERP_BICUBIC = 3
 # ncnn Eltwise op_type (param 0) for a weighted sum.
 _ELTWISE_SUM = 1
-
-
-class WeightImportError(ValueError):
-    """The ncnn graph or checkpoint does not match the architecture it is imported into."""
 
 
 @dataclass(frozen=True)
@@ -417,7 +414,6 @@ def state_dict_from_ncnn(
 
     Raises:
         WeightImportError: the graph does not match the architecture.
-        NcnnFormatError: the files are malformed.
         ValueError: only one of the two paths was given.
     """
     if param_path is None and bin_path is None:
@@ -433,40 +429,19 @@ def state_dict_from_ncnn(
 
 
 def load_official_checkpoint(path: str | Path, arch_name: str | None = None) -> StateDict:
-    """Read an official Real-ESRGAN / BasicSR ``.pth``.
-
-    Releases store the weights under ``params_ema`` (preferred, as Real-ESRGAN's own
-    inference does) or ``params``; hand-made files are often a bare state_dict.
+    """Read an official Real-ESRGAN / BasicSR ``.pth`` (``params_ema``, ``params`` or bare).
 
     Args:
-        path: the checkpoint file. Loaded with ``weights_only=True``: a checkpoint from the
-            internet must not be able to run code.
+        path: the checkpoint file.
         arch_name: if given, the weights are also loaded into that architecture with
             ``strict=True`` to prove they fit.
-
-    Returns:
-        The state_dict (CPU tensors).
 
     Raises:
         WeightImportError: the file holds no state_dict, or it does not fit ``arch_name``.
     """
-    raw: Any = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(raw, dict):
-        raise WeightImportError(f"{path}: expected a dict, got {type(raw).__name__}")
-    for key in ("params_ema", "params"):
-        if key in raw:
-            raw = raw[key]
-            break
-    if not raw or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items()):
-        raise WeightImportError(f"{path}: no params_ema / params / bare state_dict found")
-    # Checkpoints saved from nn.DataParallel carry a "module." prefix on every key.
-    state: StateDict = {k.removeprefix("module."): v for k, v in raw.items()}
-    if arch_name is not None:
-        try:
-            build_network(arch_name).load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise WeightImportError(f"{path} does not fit {arch_name}: {exc}") from exc
-    return state
+    if arch_name is None:
+        return read_state_dict(path)
+    return load_checkpoint(path, arch_name)
 
 
 def load_packaged(arch_name: str) -> nn.Module:

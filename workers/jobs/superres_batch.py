@@ -1,4 +1,4 @@
-"""``superres_batch``: many images through the same tiling path as POST /v1/superres."""
+"""``superres_batch``: many images through the same pipeline as POST /v1/superres."""
 
 from __future__ import annotations
 
@@ -6,29 +6,15 @@ import asyncio
 import io
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from gateway.errors import GantryError
-from gateway.services.catalog import ModelCatalog
-from gateway.services.superres import SuperresService, ThroughputEstimator
-from gateway.triton import TritonGateway
-from workers.inputs import atomic_write, expand_images, input_file
-from workers.kinds import JobParams
+from gantry.core.errors import GantryError, InvalidInput
+from gantry.core.files import atomic_write
+from gantry.serving.image_to_image import ImageToImagePipeline
+from gantry.serving.pipelines import Pipelines
+from workers.inputs import expand_images, input_file
+from workers.params import SuperresBatchParams
 from workers.runner import JobContext
-
-
-class SuperresBatchParams(JobParams):
-    """Parameters of a batch super-resolution job."""
-
-    inputs: list[str] = Field(min_length=1, description="input ids from POST /v1/inputs")
-    model: str | None = None
-    tile: int | None = None
-    format: Literal["png", "jpeg", "webp"] = "png"
-
-    def input_ids(self) -> list[str]:
-        return list(self.inputs)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -39,12 +25,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
     for input_id in params.inputs:
         images += expand_images(input_file(settings, input_id))
     if not images:
-        raise GantryError(422, "no_images", "the inputs hold no PNG, JPEG, WebP, BMP or TIFF")
+        raise InvalidInput("no_images", "the inputs hold no PNG, JPEG, WebP, BMP or TIFF")
     if len(images) > settings.max_batch_images:
-        raise GantryError(
-            422,
-            "too_many_images",
-            f"{len(images)} images; the limit is {settings.max_batch_images}",
+        raise InvalidInput(
+            "too_many_images", f"{len(images)} images; the limit is {settings.max_batch_images}"
         )
     ctx.progress(0.0, f"0/{len(images)} images", force=True)
     outputs = asyncio.run(_upscale_all(ctx, params, images))
@@ -64,17 +48,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
 async def _upscale_all(
     ctx: JobContext, params: SuperresBatchParams, images: list[tuple[str, bytes]]
 ) -> list[tuple[str, bytes, dict[str, Any]]]:
-    settings = ctx.settings
-    triton = TritonGateway(settings.triton_url, timeout_s=settings.triton_timeout_s)
-    service = SuperresService(
-        triton=triton,
-        catalog=ModelCatalog(settings.model_repository),
-        settings=settings,
-        estimator=ThroughputEstimator(settings.serving_gflops),
-    )
+    pipelines = Pipelines(ctx.settings)
     outputs = []
     total = len(images)
     try:
+        pipeline = pipelines.superres
+        if params.model is not None:  # a translation model runs through its own task's pipeline
+            chosen = pipelines.for_task(
+                pipelines.catalog.resolve(params.model, task=_TASKS).card.task
+            )
+            assert isinstance(chosen, ImageToImagePipeline)
+            pipeline = chosen
         for index, (name, data) in enumerate(images):
 
             def on_tile(done: int, tiles: int, i: int = index) -> None:
@@ -83,28 +67,33 @@ async def _upscale_all(
                 )
 
             try:
-                result = await service.upscale(
+                result = await pipeline.run(
                     data=data,
                     model=params.model,
+                    version=params.version,
                     tile=params.tile,
                     fmt=params.format,
                     enforce_budget=False,
                     on_tile=on_tile,
                 )
             except GantryError as error:
-                if error.status == 503:
+                if error.transient:
                     raise
-                raise GantryError(error.status, error.code, f"{name}: {error.message}") from error
+                raise type(error)(error.code, f"{name}: {error.message}") from error
             out_name = f"{Path(name).stem}_x{result.scale}.{params.format}"
             info = {
                 "output": out_name,
                 "width": result.width,
                 "height": result.height,
                 "model": result.model,
+                "version": result.version,
                 "scale": result.scale,
             }
             outputs.append((out_name, result.data, info))
             ctx.progress((index + 1) / total, f"{index + 1}/{total} images", force=True)
     finally:
-        await triton.close()
+        await pipelines.close()
     return outputs
+
+
+_TASKS = ("superres", "image_to_image")

@@ -1,0 +1,5 @@
+"""``python -m gantry.cli``."""
+
+from gantry.cli import app
+
+app()

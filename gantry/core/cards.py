@@ -1,0 +1,255 @@
+"""Model cards: the single description of a served model, with a spec typed by its task.
+
+The exporter, the Triton config writer, the serving pipelines, the gateway's validation and
+``GET /v1/models`` all read a card; nothing about a model is written twice. A card has the
+fields every model shares (tensors, input normalisation, batching, weights) and a ``spec``
+whose type depends on the task: a super-resolution model has a scale and a tile, a detector
+its anchors, an embedder its landmark template and threshold. Cards are plain pydantic models
+without PyTorch, so the serving path reads them without the trainer's dependencies.
+
+Each built version of a model stores its card and what the build measured (:class:`BuildInfo`)
+as ``model_repository/<name>/<version>/card.json`` (see :mod:`gantry.core.repository`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TritonDType = Literal["TYPE_FP32", "TYPE_FP16", "TYPE_UINT8", "TYPE_INT64", "TYPE_INT32"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class TensorSpec(_Frozen):
+    """One named input or output tensor, without the batch dimension (-1 = dynamic)."""
+
+    name: str
+    dtype: TritonDType = "TYPE_FP32"
+    dims: tuple[int, ...]
+
+
+class WeightsSpec(_Frozen):
+    """Where the weights come from and under which terms."""
+
+    importer: str = Field(description="name in trainer.weights.loader.WEIGHT_SOURCES")
+    source: str = Field(description="human-readable origin of the weights")
+    license: str
+    upstream: str = Field(description="the reference implementation whose keys we keep")
+    research_only: bool = Field(
+        default=False, description="weights or training data restricted to research use"
+    )
+
+
+# --- task specs ------------------------------------------------------------------------------
+
+
+class TiledImageSpec(_Frozen):
+    """An image in, an image out, by a fully convolutional network.
+
+    Such models run tiled: windows of ``tile_size`` input pixels overlap by ``2 * tile_pad``
+    and are cross-faded, after mirror-padding the whole image by ``pre_pad``.
+    """
+
+    scale: int = Field(default=1, ge=1, description="output pixels per input pixel, per side")
+    tile_size: int = Field(default=0, ge=0, description="recommended tile, input px; 0 = none")
+    tile_pad: int = Field(default=0, ge=0, description="context each tile borrows")
+    pre_pad: int = Field(default=0, ge=0, description="reflect padding, cropped after")
+    output_range: tuple[float, float] = Field(
+        default=(0.0, 1.0), description="value range of the output image"
+    )
+
+
+class ImageToImageSpec(TiledImageSpec):
+    """Same-size image translation (translate, deblur, inpaint)."""
+
+    task: Literal["image_to_image"] = "image_to_image"
+
+
+class SuperresSpec(TiledImageSpec):
+    """Super-resolution: a tiled image-to-image model with a scale above one."""
+
+    task: Literal["superres"] = "superres"
+
+
+class SynthesisSpec(_Frozen):
+    """A label map (plus instance map and features) to an image, pix2pixHD-style."""
+
+    task: Literal["synthesis"] = "synthesis"
+    class_names: tuple[str, ...]
+    first_label_id: int = Field(
+        default=0, description="pixel value of class 0 in the label PNGs (CMP facades: 1)"
+    )
+    boundary: bool = Field(default=True, description="an instance-boundary input channel")
+    feat_num: int = Field(default=0, ge=0, description="per-instance feature channels")
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_channels(self) -> int:
+        """One-hot classes, the boundary channel, then features (pix2pixHD's order)."""
+        return self.n_classes + int(self.boundary) + self.feat_num
+
+
+class PriorSpec(_Frozen):
+    """Anchor layout of an SSD-style detector (RetinaFace): sizes per stride, variances."""
+
+    min_sizes: tuple[tuple[int, ...], ...] = Field(description="anchor sides, per feature map")
+    steps: tuple[int, ...] = Field(description="stride of each feature map, input pixels")
+    variance: tuple[float, float] = (0.1, 0.2)
+    clip: bool = Field(default=False, description="clamp priors to [0, 1]")
+
+    @model_validator(mode="after")
+    def _one_size_group_per_step(self) -> PriorSpec:
+        if len(self.min_sizes) != len(self.steps):
+            raise ValueError(f"{len(self.min_sizes)} min_sizes groups for {len(self.steps)} steps")
+        return self
+
+
+class DetectionSpec(_Frozen):
+    """A single-network face detector with an anchor layout (RetinaFace)."""
+
+    task: Literal["face_detection"] = "face_detection"
+    priors: PriorSpec
+    num_landmarks: int = 5
+    nms_threshold: float = 0.4
+
+
+class DetectionStageSpec(_Frozen):
+    """One network of a detection cascade (MTCNN P-, R- or O-Net)."""
+
+    task: Literal["face_detection_stage"] = "face_detection_stage"
+    cascade: str = Field(description="the cascade this stage belongs to, e.g. mtcnn")
+    stage: Literal["pnet", "rnet", "onet"]
+
+
+class EmbeddingSpec(_Frozen):
+    """A face embedder on aligned chips: the chip's landmark template and the threshold."""
+
+    task: Literal["face_embedding"] = "face_embedding"
+    embedding_dim: int
+    landmark_template: tuple[tuple[float, float], ...] = Field(
+        description="where the 5 landmarks (eyes, nose, mouth corners) go in the aligned chip"
+    )
+    verify_threshold: float | None = Field(
+        default=None, description="cosine similarity at and above which two faces match"
+    )
+    threshold_note: str = ""
+
+
+class LandmarksSpec(_Frozen):
+    """A landmark regressor on face crops."""
+
+    task: Literal["face_landmarks"] = "face_landmarks"
+    num_points: int
+
+
+TaskSpec = Annotated[
+    SuperresSpec
+    | ImageToImageSpec
+    | SynthesisSpec
+    | DetectionSpec
+    | DetectionStageSpec
+    | EmbeddingSpec
+    | LandmarksSpec,
+    Field(discriminator="task"),
+]
+Task = Literal[
+    "superres",
+    "image_to_image",
+    "synthesis",
+    "face_detection",
+    "face_detection_stage",
+    "face_embedding",
+    "face_landmarks",
+]
+
+
+class ModelCard(_Frozen):
+    """Everything the platform needs to know to export, serve and validate one model."""
+
+    name: str = Field(description="Triton model name, also the public model id")
+    architecture: str = Field(description="name in trainer.archs.ARCHS")
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    # --- how RGB pixels become the first input (see gantry.core.preprocess) ----------------
+    color_order: Literal["RGB", "BGR"] = "RGB"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    min_input_size: int = 1
+    size_multiple: int = Field(default=1, description="height and width must be multiples")
+    # --- Triton batching -------------------------------------------------------------------
+    max_batch_size: int = 8
+    preferred_batch_sizes: tuple[int, ...] = (2, 4)
+    max_queue_delay_us: int = 2000
+    weights: WeightsSpec
+    default: bool = Field(default=False, description="must be ready for /readyz")
+    spec: TaskSpec
+
+    @property
+    def task(self) -> Task:
+        return self.spec.task
+
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        """Fixed (height, width) of the first input, or None when it is dynamic."""
+        dims = self.inputs[0].dims
+        if len(dims) == 3 and dims[1] > 0 and dims[2] > 0:
+            return dims[1], dims[2]
+        return None
+
+    @property
+    def license(self) -> str:
+        """Licence of the weights."""
+        return self.weights.license
+
+
+class BuildInfo(BaseModel):
+    """What the export stage measured when it produced one version's served files."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: int = Field(ge=1, description="Triton model version (a directory name)")
+    format: Literal["onnx", "tensorrt_plan"] = "onnx"
+    weights_file: str
+    onnx_sha256: str
+    opset: int
+    parity_max_abs_err: float = Field(description="ONNX Runtime vs PyTorch on real images")
+    parity_images: list[str]
+    gflops_per_input_pixel: float = Field(description="multiply-adds x2 per input pixel")
+    parameters: int
+    built_at: str
+    build_key: str = Field(default="", description="digest of what the build was made from")
+    training_run: str | None = Field(default=None, description="the run that trained them")
+
+
+class BuiltCard(BaseModel):
+    """One version of a model as stored in the repository: its card and its build record."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    card: ModelCard
+    build: BuildInfo
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> int:
+        return self.build.version
+
+    @classmethod
+    def read(cls, path: Path) -> BuiltCard:
+        """Read a ``card.json``."""
+        return cls.model_validate_json(path.read_bytes())

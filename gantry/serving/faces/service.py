@@ -1,0 +1,388 @@
+"""Faces: detect → align → embed → verify, on models served by Triton.
+
+Detection runs RetinaFace (one network, anchors from its card decoded here) or the MTCNN
+cascade (three networks with the pyramid and NMS here). Alignment maps the 5 landmarks onto
+the embedder's template (from its card) with a similarity transform; all crops of one request
+go to the embedder in one Triton call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gantry.core.cards import BuiltCard, DetectionSpec, EmbeddingSpec
+from gantry.core.errors import Internal, InvalidInput, TooLarge
+from gantry.core.imaging import decode_rgb8
+from gantry.core.preprocess import normalise
+from gantry.core.registry import Registry
+from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
+from gantry.serving.faces.align import align_faces
+from gantry.serving.faces.mtcnn import detect_faces as mtcnn_detect
+from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection
+from gantry.serving.faces.types import Detection
+from gantry.serving.triton import TritonClient
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face in input-image pixels, with its embedding when one was computed."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+    embedding: tuple[float, ...] | None = None
+    model: str | None = None
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+
+    def rounded(self) -> FaceResult:
+        """Coordinates rounded to 0.01 px and scores to 1e-5, as the APIs report them."""
+        return FaceResult(
+            box=(
+                round(self.box[0], 2),
+                round(self.box[1], 2),
+                round(self.box[2], 2),
+                round(self.box[3], 2),
+            ),
+            score=round(self.score, 5),
+            landmarks=tuple((round(x, 2), round(y, 2)) for x, y in self.landmarks),
+            embedding=self.embedding,
+            model=self.model,
+        )
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """Faces found in one image, and the detector models (name, version) that found them."""
+
+    width: int
+    height: int
+    faces: list[FaceResult] = field(default_factory=list)
+    detector: str = ""
+    models: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbedResult(DetectResult):
+    """Faces with embeddings."""
+
+    model: str = ""
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The comparison of the largest face of two images."""
+
+    match: bool
+    similarity: float
+    threshold: float
+    model: str
+    version: int
+    face_a: FaceResult
+    face_b: FaceResult
+
+
+def l2_normalise(vectors: NDArray[Any]) -> NDArray[np.float32]:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def main_face(faces: Sequence[FaceResult], min_score: float) -> FaceResult:
+    """The largest face among those scoring at least ``min_score`` (all, if none does)."""
+    confident = [f for f in faces if f.score >= min_score] or list(faces)
+    return max(confident, key=lambda f: f.area)
+
+
+def _face(d: Detection) -> FaceResult:
+    return FaceResult(box=d.box, score=d.score, landmarks=d.landmarks)
+
+
+Found = tuple[list[Detection], list[BuiltCard]]
+Detector = Callable[["FacePipeline", NDArray[np.uint8], float, int | None], Awaitable[Found]]
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def embedding_spec(built: BuiltCard) -> EmbeddingSpec:
+    spec = built.card.spec
+    if not isinstance(spec, EmbeddingSpec) or built.card.input_hw is None:
+        raise Internal("bad_card", f"{built.name} has no chip size or landmark template")
+    return spec
+
+
+class FacePipeline:
+    """Detection, embedding and verification."""
+
+    def __init__(self, *, triton: TritonClient, catalog: ModelCatalog, settings: Settings) -> None:
+        self.triton = triton
+        self.catalog = catalog
+        self.settings = settings
+
+    # --- decoding ---------------------------------------------------------------------------
+    async def decode(self, data: bytes) -> NDArray[np.uint8]:
+        """An upload as 8-bit RGB, after the size checks every face endpoint shares."""
+        if not data:
+            raise InvalidInput("empty_upload", "the image file is empty")
+        if len(data) > self.settings.max_upload_bytes:
+            raise TooLarge(
+                "upload_too_large",
+                f"the upload exceeds the limit of {self.settings.max_upload_bytes} bytes",
+            )
+        return await asyncio.to_thread(decode_rgb8, data, max_pixels=self.settings.max_input_pixels)
+
+    # --- detection --------------------------------------------------------------------------
+    @DETECTORS.register("retinaface")
+    async def _retinaface(
+        self, rgb: NDArray[np.uint8], min_score: float, version: int | None
+    ) -> Found:
+        built = self.catalog.resolve(
+            self.settings.retinaface_model, task="face_detection", version=version
+        )
+        card = built.card
+        spec = card.spec
+        if not isinstance(spec, DetectionSpec):
+            raise Internal("bad_card", f"{card.name} has no prior layout in its card")
+        h, w = rgb.shape[:2]
+        new_h, new_w, scale = resize_for_detection(
+            h, w, max_side=self.settings.detect_max_side, multiple=card.size_multiple
+        )
+        shrink = new_h * new_w < h * w
+        resized = (
+            rgb
+            if (new_h, new_w) == (h, w)
+            else cv2.resize(
+                rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
+        )
+        x = normalise(resized, card)[None]
+        names = [t.name for t in card.outputs]
+        out = await self.triton.infer(
+            card.name, {card.inputs[0].name: x}, names, version=built.version
+        )
+        loc, conf, landms = (out[n][0] for n in names)
+        found = detect_from_outputs(
+            loc,
+            conf,
+            landms,
+            height=new_h,
+            width=new_w,
+            config=spec.priors,
+            score_threshold=min_score,
+            nms_threshold=spec.nms_threshold,
+            scale=scale,
+        )
+        return found, [built]
+
+    @DETECTORS.register("mtcnn")
+    async def _mtcnn(self, rgb: NDArray[np.uint8], min_score: float, version: int | None) -> Found:
+        stages = [
+            self.catalog.resolve(n, task="face_detection_stage", version=version)
+            for n in self.settings.mtcnn_models
+        ]
+        loop = asyncio.get_running_loop()
+
+        def network(built: BuiltCard) -> Any:
+            card = built.card
+            names = [t.name for t in card.outputs]
+
+            def call(pixels: NDArray[Any]) -> tuple[NDArray[Any], ...]:
+                # The cascade runs in a worker thread; Triton calls go back to the event loop.
+                batch = normalise(pixels, card)
+                future = asyncio.run_coroutine_threadsafe(
+                    self.triton.infer(
+                        card.name, {card.inputs[0].name: batch}, names, version=built.version
+                    ),
+                    loop,
+                )
+                result = future.result()
+                return tuple(result[n] for n in names)
+
+            return call
+
+        pnet, rnet, onet = (network(c) for c in stages)
+        detections = await asyncio.to_thread(
+            mtcnn_detect,
+            rgb,
+            pnet=pnet,
+            rnet=rnet,
+            onet=onet,
+            min_face_size=self.settings.mtcnn_min_face,
+            max_batch=min(stages[1].card.max_batch_size, stages[2].card.max_batch_size),
+        )
+        return [d for d in detections if d.score >= min_score], stages
+
+    def check_detect_options(self, detector: str | None, min_score: float | None) -> None:
+        """Raise InvalidInput for an unknown detector or a score outside [0, 1]."""
+        if detector is not None and detector not in DETECTORS:
+            raise InvalidInput(
+                "unknown_detector", f"detector must be one of {', '.join(DETECTORS.names())}"
+            )
+        if min_score is not None and not 0.0 <= min_score <= 1.0:
+            raise InvalidInput("invalid_min_score", "min_score must be between 0 and 1")
+
+    async def detect_rgb(
+        self,
+        rgb: NDArray[np.uint8],
+        detector: str | None,
+        min_score: float | None,
+        version: int | None = None,
+    ) -> Found:
+        """Faces in decoded pixels by descending score, and the detector models used."""
+        self.check_detect_options(detector, min_score)
+        name = detector or self.settings.default_detector
+        score = self.settings.detect_min_score if min_score is None else min_score
+        found, models = await DETECTORS.get(name)(self, rgb, score, version)
+        return sorted(found, key=lambda d: -d.score), models
+
+    async def detect(
+        self,
+        *,
+        data: bytes,
+        detector: str | None = None,
+        min_score: float | None = None,
+        version: int | None = None,
+    ) -> DetectResult:
+        """Faces in an encoded image, in input pixels, by descending score.
+
+        ``version`` is the detector's model version (all three networks of MTCNN).
+        """
+        self.check_detect_options(detector, min_score)
+        rgb = await self.decode(data)
+        detections, models = await self.detect_rgb(rgb, detector, min_score, version)
+        return DetectResult(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            faces=[_face(d) for d in detections],
+            detector=detector or self.settings.default_detector,
+            models=tuple((m.name, m.version) for m in models),
+        )
+
+    # --- embedding --------------------------------------------------------------------------
+    def embedder(self, model: str | None, version: int | None = None) -> BuiltCard:
+        """The embedding model's card (the default embedder when ``model`` is None)."""
+        return self.catalog.resolve(
+            model or self.settings.default_embedder, task="face_embedding", version=version
+        )
+
+    async def embed_chips(
+        self,
+        built: BuiltCard,
+        groups: Sequence[tuple[NDArray[np.uint8], Sequence[FaceResult]]],
+    ) -> NDArray[np.float32]:
+        """Align every face and embed all crops in as few Triton calls as the batch allows.
+
+        Args:
+            built: the embedder.
+            groups: (image, its faces) pairs; vectors come back in the same face order.
+        """
+        card = built.card
+        spec = embedding_spec(built)
+        hw = card.input_hw
+        assert hw is not None  # embedding_spec checked it
+        template = np.asarray(spec.landmark_template, np.float64)
+        # One alignment call per image: its faces' transforms are solved together.
+        aligned = [
+            align_faces(image, np.asarray([f.landmarks for f in faces], np.float64), template, hw)
+            for image, faces in groups
+            if faces
+        ]
+        chips = np.concatenate(aligned) if aligned else np.zeros((0, hw[0], hw[1], 3), np.uint8)
+        vectors = []
+        for start in range(0, len(chips), card.max_batch_size):
+            batch = normalise(chips[start : start + card.max_batch_size], card)
+            out = await self.triton.infer(
+                card.name,
+                {card.inputs[0].name: batch},
+                [card.outputs[0].name],
+                version=built.version,
+            )
+            vectors.append(out[card.outputs[0].name])
+        if not vectors:
+            return np.zeros((0, spec.embedding_dim), np.float32)
+        return l2_normalise(np.concatenate(vectors))
+
+    async def embed(
+        self,
+        *,
+        data: bytes,
+        model: str | None = None,
+        version: int | None = None,
+        detector: str | None = None,
+    ) -> EmbedResult:
+        """Every face of an image with its L2-normalised embedding."""
+        built = self.embedder(model, version)
+        self.check_detect_options(detector, None)
+        rgb = await self.decode(data)
+        detections, models = await self.detect_rgb(rgb, detector, None)
+        faces = [_face(d) for d in detections]
+        vectors = await self.embed_chips(built, [(rgb, faces)])
+        with_vectors = [
+            FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
+            for f, vec in zip(faces, vectors, strict=True)
+        ]
+        return EmbedResult(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            faces=with_vectors,
+            detector=detector or self.settings.default_detector,
+            models=tuple((m.name, m.version) for m in models),
+            model=built.name,
+            version=built.version,
+        )
+
+    # --- verification -----------------------------------------------------------------------
+    async def _largest_face(self, data: bytes, which: str) -> tuple[NDArray[np.uint8], FaceResult]:
+        rgb = await self.decode(data)
+        detections, _ = await self.detect_rgb(rgb, None, None)
+        faces = [_face(d) for d in detections]
+        if not faces:
+            raise InvalidInput("no_face", f"no face was found in {which}")
+        return rgb, main_face(faces, self.settings.verify_face_min_score)
+
+    async def verify(
+        self,
+        *,
+        data_a: bytes,
+        data_b: bytes,
+        model: str | None = None,
+        version: int | None = None,
+        threshold: float | None = None,
+    ) -> VerifyResult:
+        """Whether the largest faces of two images are the same person."""
+        built = self.embedder(model, version)
+        spec = embedding_spec(built)
+        limit = spec.verify_threshold if threshold is None else threshold
+        if limit is None:
+            raise InvalidInput(
+                "no_threshold", f"{built.name} has no calibrated threshold; send `threshold`"
+            )
+        (rgb_a, face_a), (rgb_b, face_b) = await asyncio.gather(
+            self._largest_face(data_a, "image_a"), self._largest_face(data_b, "image_b")
+        )
+        vectors = await self.embed_chips(built, [(rgb_a, [face_a]), (rgb_b, [face_b])])
+        similarity = float(np.dot(vectors[0], vectors[1]))
+        faces = [
+            FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
+            for f, vec in zip((face_a, face_b), vectors, strict=True)
+        ]
+        return VerifyResult(
+            match=similarity >= limit,
+            similarity=similarity,
+            threshold=float(limit),
+            model=built.name,
+            version=built.version,
+            face_a=faces[0],
+            face_b=faces[1],
+        )

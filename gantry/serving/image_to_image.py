@@ -1,0 +1,288 @@
+"""The generic image-to-image pipeline: decode → normalise → tile → Triton → blend → encode.
+
+Super-resolution, and the same-size translations (translate, deblur, inpaint), are fully
+convolutional networks on images: one pipeline serves all of them, driven by the card's
+:class:`~gantry.core.cards.TiledImageSpec` (scale, tile, pads, output range). Synthesis
+builds its input from a label map and runs :meth:`ImageToImagePipeline.run_array` on it.
+
+Every window has the same size, so one image's tiles batch into one Triton request. Peak
+memory is the tile batch plus the output accumulator, never a whole-image activation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gantry.core.cards import BuiltCard, TiledImageSpec
+from gantry.core.errors import Internal, InvalidInput, TooLarge
+from gantry.core.imaging import (
+    CONTENT_TYPES,
+    OutputFormat,
+    decode_image,
+    encode_image,
+    resize_alpha,
+)
+from gantry.core.preprocess import normalise, to_unit_range
+from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
+from gantry.serving.metrics import PIXELS_OUT, TILES
+from gantry.serving.tiling import Blender, TilePlan, crop_window, plan_tiles
+from gantry.serving.triton import TritonClient
+
+MAX_TILE = 1024
+TileCallback = Callable[[int, int], None]
+
+
+class ThroughputEstimator:
+    """Achieved GFLOP/s per model, learnt from served requests (exponential average).
+
+    Starts from a configured guess; every finished request corrects it, so the compute budget
+    reflects the hardware Triton actually runs on.
+    """
+
+    def __init__(self, initial_gflops: float, smoothing: float = 0.3) -> None:
+        self.initial = initial_gflops
+        self.smoothing = smoothing
+        self._rates: dict[str, float] = {}
+
+    def rate(self, model: str) -> float:
+        return self._rates.get(model, self.initial)
+
+    def observe(self, model: str, gflop: float, seconds: float) -> None:
+        if seconds <= 0 or gflop <= 0:
+            return
+        measured = gflop / seconds
+        old = self._rates.get(model)
+        self._rates[model] = (
+            measured if old is None else (1 - self.smoothing) * old + self.smoothing * measured
+        )
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """An encoded output image and how it was made."""
+
+    data: bytes
+    content_type: str
+    model: str
+    version: int
+    scale: int
+    tiles: int
+    width: int
+    height: int
+
+
+def tiled_spec(built: BuiltCard) -> TiledImageSpec:
+    """The card's tiling spec; a card of another task here is a wiring bug."""
+    spec = built.card.spec
+    if not isinstance(spec, TiledImageSpec):
+        raise Internal("bad_card", f"{built.name} is a {spec.task} model, not image-to-image")
+    return spec
+
+
+def pre_pad(chw: NDArray[Any], pad: int) -> NDArray[Any]:
+    """Mirror-pad a C x H x W image by ``pad`` pixels on every side (contiguous float32)."""
+    if pad <= 0:
+        return np.ascontiguousarray(chw, dtype=np.float32)
+    widths = ((0, 0), (pad, pad), (pad, pad))
+    if min(chw.shape[1:]) > 1:
+        return np.pad(chw, widths, mode="reflect").astype(np.float32)
+    return np.pad(chw, widths, mode="edge").astype(np.float32)
+
+
+def estimate_gflop(built: BuiltCard, plan: TilePlan) -> float:
+    """Compute of one request: every window's pixels times the model's GFLOP per pixel."""
+    return built.build.gflops_per_input_pixel * plan.count * plan.window_pixels
+
+
+def resolve_tile(built: BuiltCard, tile: int | None) -> int:
+    """The tile size to use: the card's unless the client asked; validated."""
+    spec = tiled_spec(built)
+    if tile is None:
+        return spec.tile_size
+    pad = spec.tile_pad
+    if tile != 0 and not (2 * pad + 16 <= tile <= MAX_TILE):
+        raise InvalidInput(
+            "invalid_tile",
+            f"tile must be 0 (whole image) or between {2 * pad + 16} and {MAX_TILE} for "
+            f"{built.name}",
+        )
+    return tile
+
+
+class ImageToImagePipeline:
+    """Runs the tiled image-to-image models of some tasks on Triton."""
+
+    def __init__(
+        self,
+        *,
+        triton: TritonClient,
+        catalog: ModelCatalog,
+        settings: Settings,
+        estimator: ThroughputEstimator,
+        tasks: Collection[str] = ("image_to_image",),
+        default_model: str | None = None,
+        batch_kind: str = "a batch job",
+    ) -> None:
+        self.triton = triton
+        self.catalog = catalog
+        self.settings = settings
+        self.estimator = estimator
+        self.tasks = tuple(tasks)
+        self.default_model = default_model
+        self.batch_kind = batch_kind
+
+    def model(self, name: str | None, version: int | None = None) -> BuiltCard:
+        """The card to run (the default model when ``name`` is None)."""
+        if name is None:
+            if self.default_model is None:
+                raise InvalidInput("missing_model", "name a model (see GET /v1/models)")
+            name = self.default_model
+        return self.catalog.resolve(name, task=self.tasks, version=version)
+
+    def plan(
+        self, built: BuiltCard, height: int, width: int, tile: int | None, *, enforce_budget: bool
+    ) -> TilePlan:
+        """Check the output size and the compute budget, and lay out the tiles."""
+        spec = tiled_spec(built)
+        scale = spec.scale
+        out_pixels = width * scale * height * scale
+        if out_pixels > self.settings.max_output_pixels:
+            raise TooLarge(
+                "output_too_large",
+                f"{width}x{height} at x{scale} gives {out_pixels} pixels; the limit"
+                f" is {self.settings.max_output_pixels}",
+            )
+        if min(width, height) < built.card.min_input_size:
+            raise InvalidInput("image_too_small", "the image is smaller than the model's minimum")
+        pre = spec.pre_pad
+        plan = plan_tiles(
+            height + 2 * pre, width + 2 * pre, tile=resolve_tile(built, tile), pad=spec.tile_pad
+        )
+        gflop = estimate_gflop(built, plan)
+        seconds = gflop / self.estimator.rate(built.name)
+        if enforce_budget and seconds > self.settings.sync_budget_s:
+            raise TooLarge(
+                "compute_budget_exceeded",
+                f"this {width}x{height} image with {built.name} needs about {gflop:.0f} GFLOP, "
+                f"about {seconds:.0f} s on this server, over the synchronous budget of "
+                f"{self.settings.sync_budget_s:.0f} s; submit it as a batch job instead: "
+                f'POST /v1/jobs with {{"kind": "{self.batch_kind}", ...}}',
+            )
+        return plan
+
+    async def run_array(
+        self,
+        built: BuiltCard,
+        chw: NDArray[Any],
+        plan: TilePlan,
+        on_tile: TileCallback | None = None,
+    ) -> NDArray[Any]:
+        """Send the windows of a network input to Triton in batches and blend the outputs.
+
+        ``on_tile(done, total)`` runs after each batch; a batch job uses it for progress and
+        to stop (by raising) at the next tile once cancelled.
+        """
+        card = built.card
+        (inp,), (out,) = card.inputs, card.outputs
+        if plan.count == 1:  # one window: no blending, no accumulator
+            whole = crop_window(chw, plan, 0, 0)[None]
+            result = await self.triton.infer(
+                card.name,
+                {inp.name: np.ascontiguousarray(whole)},
+                [out.name],
+                version=built.version,
+            )
+            TILES.labels(model=card.name).inc(1)
+            if on_tile is not None:
+                on_tile(1, 1)
+            output: NDArray[Any] = result[out.name][0]
+            return output
+        scale = tiled_scale(built)
+        batch = max(1, min(self.settings.tile_batch, card.max_batch_size))
+        blender = Blender(plan, int(card.outputs[0].dims[0]), scale)
+        origins = list(plan.origins())
+        for start in range(0, len(origins), batch):
+            group = origins[start : start + batch]
+            tiles = np.stack([crop_window(chw, plan, y, x) for y, x in group])
+            result = await self.triton.infer(
+                card.name, {inp.name: tiles}, [out.name], version=built.version
+            )
+            for (y, x), tile_out in zip(group, result[out.name], strict=True):
+                blender.add(y, x, tile_out)
+            if on_tile is not None:
+                on_tile(start + len(group), len(origins))
+        TILES.labels(model=card.name).inc(len(origins))
+        return blender.result()
+
+    async def run(
+        self,
+        *,
+        data: bytes,
+        model: str | None,
+        version: int | None = None,
+        tile: int | None = None,
+        fmt: OutputFormat = "png",
+        enforce_budget: bool = True,
+        on_tile: TileCallback | None = None,
+    ) -> ImageResult:
+        """Run one encoded image through a model.
+
+        Args:
+            data: the uploaded file.
+            model: a model of this pipeline's tasks; the default when None.
+            version: the model version; its default (promoted) version when None.
+            tile: window size in input pixels; the card's when None, 0 for the whole image.
+            fmt: output format.
+            enforce_budget: refuse work over the synchronous budget (off in batch jobs).
+            on_tile: progress callback, see :meth:`run_array`.
+        """
+        built = self.model(model, version)
+        spec = tiled_spec(built)
+        image = await asyncio.to_thread(
+            decode_image, data, max_pixels=self.settings.max_input_pixels
+        )
+        plan = self.plan(built, image.height, image.width, tile, enforce_budget=enforce_budget)
+        started = time.perf_counter()
+        chw = pre_pad(normalise(image.rgb, built.card, white=1.0), spec.pre_pad)
+        out = await self.run_array(built, chw, plan, on_tile)
+        self.estimator.observe(
+            built.name, estimate_gflop(built, plan), time.perf_counter() - started
+        )
+        scale = spec.scale
+        crop = spec.pre_pad * scale
+        out = out[:, crop : out.shape[1] - crop, crop : out.shape[2] - crop]
+        rgb = to_unit_range(out, spec.output_range).transpose(1, 2, 0)
+        alpha = resize_alpha(image.alpha, scale) if image.alpha is not None else None
+        encoded = await asyncio.to_thread(
+            encode_image,
+            rgb,
+            alpha=alpha,
+            grayscale=image.grayscale,
+            bit_depth=image.bit_depth,
+            fmt=fmt,
+        )
+        PIXELS_OUT.labels(model=built.name).inc(rgb.shape[0] * rgb.shape[1])
+        return ImageResult(
+            data=encoded,
+            content_type=CONTENT_TYPES[fmt],
+            model=built.name,
+            version=built.version,
+            scale=scale,
+            tiles=plan.count,
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+        )
+
+
+def tiled_scale(built: BuiltCard) -> int:
+    """Output pixels per input pixel of a tiled model (1 for models that keep the size)."""
+    spec = built.card.spec
+    return spec.scale if isinstance(spec, TiledImageSpec) else 1

