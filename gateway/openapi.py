@@ -53,7 +53,7 @@ def job_request_models() -> list[type[BaseModel]]:
         model = create_model(
             f"{_camel(name)}Job",
             __doc__=kind.description or f"a {name} job",
-            kind=(Literal[name], ...),  # type: ignore[arg-type]
+            kind=(Literal[name], name),  # type: ignore[arg-type]
             params=(kind.params, ...),
         )
         models.append(model)

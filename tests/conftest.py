@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gantry.core.settings import Settings, get_settings
-from tests.paths import DATA
+from tests.paths import DATA, REPO
 
 _HOME: list[str] = []
 
@@ -45,6 +47,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_gantry(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The `gantry` command line in a child process with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "gantry.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def copy_repository(source: Path, target: Path) -> Path:
+    """A copy of a model repository a test may publish into (files hard-linked: builds only
+    ever add files or rename over them, so the source is never changed)."""
+    shutil.copytree(source, target, copy_function=os.link)
+    return target
+
+
 @pytest.fixture(scope="session")
 def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every registered model, built (version 1) into a temporary repository."""
@@ -53,7 +76,8 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("model_repository")
     prebuilt = os.environ.get("GANTRY_TEST_PREBUILT")
     if prebuilt:
-        shutil.copytree(prebuilt, root, copy_function=os.link, dirs_exist_ok=True)
+        root.rmdir()
+        copy_repository(Path(prebuilt), root)
     build_repository([], BuildOptions(repository=root, data_dir=DATA))
     return root
 

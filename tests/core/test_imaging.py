@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gantry.core.imaging import decode_image, encode_image, resize_alpha, sniff_format
 from gantry.core.errors import ErrorKind, GantryError
+from gantry.core.imaging import decode_image, encode_image, resize_alpha, sniff_format
 from tests.paths import REAL_INPUTS, SET5
 
 LIMIT = 4096 * 4096

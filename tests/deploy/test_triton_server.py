@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from numpy.typing import NDArray
@@ -21,9 +22,8 @@ def _probe(seed: int = 0, size: int = 40) -> NDArray[Any]:
     return np.random.default_rng(seed).random((1, 3, size, size), np.float32)
 
 
-def test_every_built_model_is_ready_with_the_cards_config(
-    triton: object, triton_settings: Settings
-) -> None:
+@pytest.mark.usefixtures("triton")
+def test_every_built_model_is_ready_with_the_cards_config(triton_settings: Settings) -> None:
     client = httpclient.InferenceServerClient(f"127.0.0.1:{triton_settings.triton_http_port}")
     try:
         for name, built in (
@@ -39,8 +39,9 @@ def test_every_built_model_is_ready_with_the_cards_config(
         client.close()
 
 
+@pytest.mark.usefixtures("triton")
 def test_http_and_grpc_return_what_onnxruntime_returns_in_process(
-    triton: object, triton_settings: Settings
+    triton_settings: Settings,
 ) -> None:
     x = _probe()
     session = ort.InferenceSession(
@@ -66,9 +67,8 @@ def test_http_and_grpc_return_what_onnxruntime_returns_in_process(
     np.testing.assert_allclose(via_grpc, expected, atol=1e-5)
 
 
-def test_concurrent_requests_are_batched_and_answered_separately(
-    triton: object, triton_settings: Settings
-) -> None:
+@pytest.mark.usefixtures("triton")
+def test_concurrent_requests_are_batched_and_answered_separately(triton_settings: Settings) -> None:
     url = f"127.0.0.1:{triton_settings.triton_grpc_port}"
     inputs = [_probe(seed) for seed in range(6)]
 
@@ -98,9 +98,8 @@ def test_concurrent_requests_are_batched_and_answered_separately(
     assert int(model_stats["inference_count"]) >= 6
 
 
-def test_bad_shape_fails_the_request_not_the_server(
-    triton: object, triton_settings: Settings
-) -> None:
+@pytest.mark.usefixtures("triton")
+def test_bad_shape_fails_the_request_not_the_server(triton_settings: Settings) -> None:
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{triton_settings.triton_grpc_port}")
     bad = np.zeros((1, 4, 16, 16), np.float32)
     tensor = grpcclient.InferInput("image", list(bad.shape), "FP32")

@@ -157,3 +157,20 @@ def test_face_models_are_listed_and_ready(client: TestClient) -> None:
     assert all(m["ready"] for m in models.values())
     ready = client.get("/readyz").json()["models"]
     assert {"retinaface-mnet025", "dlib-resnet-v1", "realesrgan-x4plus"} <= set(ready)
+
+
+def test_faces_answer_with_the_model_version(client: TestClient) -> None:
+    obama = (KNN / "obama" / "obama.jpg").read_bytes()
+    embedded = _post(client, "/v1/faces/embed", {"image": obama}, version="1")
+    assert embedded.headers["x-gantry-model"] == "dlib-resnet-v1"
+    assert embedded.headers["x-gantry-model-version"] == "1"
+    assert embedded.json()["version"] == 1
+    detected = _post(client, "/v1/faces/detect", {"image": obama})
+    assert detected.headers["x-gantry-model"] == "retinaface-mnet025"
+    assert detected.json()["models"] == [{"name": "retinaface-mnet025", "version": 1}]
+    assert _error(
+        _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": obama}, version="9")
+    ) == (
+        404,
+        "unknown_version",
+    )

@@ -250,3 +250,24 @@ def test_health_reports_serving(channel: grpc.Channel) -> None:
         health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=TIMEOUT_S)
     error: Any = raised.value
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_calls_take_a_version_and_name_the_one_that_answered(stub: Any) -> None:
+    embedded = stub.Embed(faces_pb2.EmbedRequest(image=read(OBAMA), version=1), timeout=TIMEOUT_S)
+    assert embedded.model == EMBEDDER and embedded.model_version == 1
+    detected = stub.Detect(faces_pb2.DetectRequest(image=read(OBAMA)), timeout=TIMEOUT_S)
+    assert [(m.name, m.version) for m in detected.models] == [("retinaface-mnet025", 1)]
+    cascade = stub.Detect(
+        faces_pb2.DetectRequest(image=read(OBAMA), detector="mtcnn"), timeout=TIMEOUT_S
+    )
+    assert [m.name for m in cascade.models] == ["mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"]
+    verified = stub.Verify(
+        faces_pb2.VerifyRequest(image_a=read(OBAMA), image_b=read(OBAMA2), version=1),
+        timeout=TIMEOUT_S,
+    )
+    assert verified.match and verified.model_version == 1
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Embed(faces_pb2.EmbedRequest(image=read(OBAMA), version=99), timeout=TIMEOUT_S)
+    error: Any = raised.value
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(error.trailing_metadata())["gantry-error-code"] == "unknown_version"

@@ -137,7 +137,8 @@ def test_missing_image_field(client: TestClient) -> None:
     assert _error(client.post("/v1/superres", data={"model": FAST})) == (422, "invalid_request")
 
 
-def test_limits_give_413(triton: object, gateway_settings: Settings) -> None:
+@pytest.mark.usefixtures("triton")
+def test_limits_give_413(gateway_settings: Settings) -> None:
     tight = gateway_settings.model_copy(
         update={"max_upload_bytes": 100_000, "max_input_pixels": 100 * 100}
     )
@@ -147,9 +148,8 @@ def test_limits_give_413(triton: object, gateway_settings: Settings) -> None:
         assert _error(_post(client, _crop_png(BABY, 120), model=FAST)) == (413, "image_too_large")
 
 
-def test_over_the_compute_budget_points_to_the_batch_job(
-    triton: object, gateway_settings: Settings
-) -> None:
+@pytest.mark.usefixtures("triton")
+def test_over_the_compute_budget_points_to_the_batch_job(gateway_settings: Settings) -> None:
     tight = gateway_settings.model_copy(update={"sync_budget_s": 0.5, "serving_gflops": 10.0})
     with TestClient(create_app(tight)) as client:
         response = _post(client, BABY)  # x4plus, ~590 GFLOP

@@ -123,3 +123,25 @@ def test_job_records_survive_a_gateway_restart(job_stack: JobStack) -> None:
         job_stack.start_worker()
         job = wait_for(second, job_id, lambda j: j["status"] in FINAL, stack=job_stack)
         assert job["status"] == "succeeded"
+
+
+def test_jobs_are_listed_newest_first_by_status_and_kind(job_stack: JobStack) -> None:
+    with api(job_stack) as client:
+        bird = (SET5 / "LR_bicubic" / "X4" / "birdx4.png").read_bytes()
+        input_id = _upload(client, bird, "bird.png")
+        body = {"kind": "superres_batch", "params": {"inputs": [input_id], "model": FAST}}
+        ids = [client.post("/v1/jobs", json=body).json()["id"] for _ in range(3)]
+        client.delete(f"/v1/jobs/{ids[0]}")  # queued: cancelled at once
+        listed = client.get("/v1/jobs").json()
+        assert [j["id"] for j in listed["jobs"]] == ids[::-1] and listed["next"] is None
+        queued = client.get("/v1/jobs", params={"status": "queued"}).json()["jobs"]
+        assert {j["id"] for j in queued} == set(ids[1:])
+        first = client.get("/v1/jobs", params={"size": 2}).json()
+        assert len(first["jobs"]) == 2 and first["next"] == 2
+        second = client.get("/v1/jobs", params={"size": 2, "page": 2}).json()
+        assert [j["id"] for j in second["jobs"]] == [ids[0]] and second["next"] is None
+        assert client.get("/v1/jobs", params={"kind": "synthesis"}).json()["jobs"] == []
+        bad = client.get("/v1/jobs", params={"kind": "training"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_kind"
+        bad = client.get("/v1/jobs", params={"status": "lost"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from deploy.triton.launcher import TritonServer
 from gantry.core.settings import Settings
 from tests.conftest import free_port
@@ -13,9 +15,8 @@ from tests.workers.conftest import FINAL, api, make_stack, wait_for
 MODEL = "realesr-animevideov3-x2"
 
 
-def test_transient_triton_outage_is_retried(
-    triton: object, triton_settings: Settings, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("triton")
+def test_transient_triton_outage_is_retried(triton_settings: Settings, tmp_path: Path) -> None:
     # A worker that talks to a Triton that is not up yet.
     ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
     base = triton_settings.model_copy(

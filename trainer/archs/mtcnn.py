@@ -6,7 +6,8 @@ facenet-pytorch's ``data/{pnet,rnet,onet}.pt``, which load here with ``strict=Tr
 
 Input to every net: RGB, NCHW, float32, already normalised as the stage's card says
 (``(x - 127.5) / 128``, ``trainer.catalog.faces``); facenet-pytorch's ``detect_face`` does that
-outside the nets, so the nets do not. P-Net is fully convolutional (any H, W >= 12); R-Net needs 24x24 crops and O-Net 48x48.
+outside the nets, so the nets do not. P-Net is fully convolutional (any H, W >= 12); R-Net
+needs 24x24 crops and O-Net 48x48.
 
 Output order is facenet-pytorch's, box regression first and probabilities last:
 

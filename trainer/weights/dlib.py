@@ -12,7 +12,8 @@ anything is returned.
 
 :func:`derive_dlib_template` measures where our detector's 5 landmarks fall in dlib's chips
 (the source of the card's ``DLIB_CHIP_TEMPLATE_5PT``). It needs ``dlib`` (imported only
-there) and the shape predictors of ``face_recognition_models``; the importer itself needs numpy and torch.
+there) and the shape predictors of ``face_recognition_models``; the importer itself needs
+numpy and torch.
 """
 
 from __future__ import annotations
