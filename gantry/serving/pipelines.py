@@ -38,16 +38,19 @@ class Pipelines:
         )
         self.catalog = catalog or ModelCatalog(settings.model_repository)
         estimator = ThroughputEstimator(settings.serving_gflops)
-        common = {"triton": self.triton, "catalog": self.catalog, "settings": settings}
         self.superres = ImageToImagePipeline(
-            **common,  # type: ignore[arg-type]
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
             estimator=estimator,
             tasks=("superres",),
             default_model=settings.default_superres_model,
             batch_kind="superres_batch",
         )
         self.image_to_image = ImageToImagePipeline(
-            **common,  # type: ignore[arg-type]
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
             estimator=estimator,
             tasks=("image_to_image",),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from gantry.core.cards import (
     DetectionSpec,
     DetectionStageSpec,
@@ -62,7 +64,10 @@ _MTCNN_LICENSE = "MIT (timesler/facenet-pytorch; weights from kpzhang93/MTCNN)"
 
 
 def _mtcnn(
-    stage: str, inputs: TensorSpec, outputs: tuple[TensorSpec, ...], batch: int
+    stage: Literal["pnet", "rnet", "onet"],
+    inputs: TensorSpec,
+    outputs: tuple[TensorSpec, ...],
+    batch: int,
 ) -> ModelCard:
     return ModelCard(
         name=f"mtcnn-{stage}",
@@ -83,7 +88,7 @@ def _mtcnn(
             license=_MTCNN_LICENSE,
             upstream="timesler/facenet-pytorch",
         ),
-        spec=DetectionStageSpec(cascade="mtcnn", stage=stage),  # type: ignore[arg-type]
+        spec=DetectionStageSpec(cascade="mtcnn", stage=stage),
     )
 
 

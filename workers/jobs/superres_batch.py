@@ -16,6 +16,9 @@ from workers.inputs import expand_images, input_file
 from workers.params import SuperresBatchParams
 from workers.runner import JobContext
 
+# A batch runs any tiled image-to-image model: super-resolution by default.
+_TASKS = ("superres", "image_to_image")
+
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Upscale every image of the job's inputs; the result is one zip."""
@@ -94,6 +97,3 @@ async def _upscale_all(
     finally:
         await pipelines.close()
     return outputs
-
-
-_TASKS = ("superres", "image_to_image")

@@ -43,7 +43,6 @@ async def _synthesise(ctx: JobContext, params: SynthesisParams) -> SynthesisResu
     try:
         synthesis = pipelines.synthesis
         built = synthesis.model(params.model, params.version)
-        synthesis.check_size(built, params.width, params.height)
         label_path = input_file(settings, params.label_map)
         instance = None
         if params.instance_map is not None:
