@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from gantry import __version__
 from gantry.core.settings import Settings, get_settings
 from gantry.serving.pipelines import Pipelines
+from gateway.admission import Admission
+from gateway.auth.guard import Authenticator
+from gateway.auth.keys import ApiKeyStore
 from gateway.deps import AppState
-from gateway.errors import error_response, install_error_handlers
-from gateway.metrics import REQUEST_LATENCY, REQUESTS
+from gateway.errors import install_error_handlers
+from gateway.frontdoor import FrontDoor
 from gateway.openapi import install_docs, install_openapi
 from gateway.routers import faces, health, jobs, models, superres
 from workers.interface import Jobs
 
-# Multipart framing around the file; a request body over the upload limit plus this is
-# refused before it is parsed.
-_MULTIPART_SLACK = 64 * 1024
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway app with its pipelines and the jobs interface."""
+    """Build the gateway app with its pipelines, the jobs interface and the front door."""
     settings = settings or get_settings()
-    state = AppState(settings=settings, pipelines=Pipelines(settings), jobs=Jobs(settings))
+    pipelines = Pipelines(settings)
+    authenticator = (
+        Authenticator(ApiKeyStore(settings.effective_jobs_db_url))
+        if settings.auth_mode == "keys"
+        else None
+    )
+    state = AppState(
+        settings=settings,
+        pipelines=pipelines,
+        jobs=Jobs(settings, catalog=pipelines.catalog),
+        admission=Admission.from_settings(settings),
+        authenticator=authenticator,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -34,9 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.grpc_enabled:
             from gateway.grpc.server import start_grpc_server
 
-            grpc_server = await start_grpc_server(
-                state.pipelines.faces, host=settings.gateway_host, port=settings.grpc_port
-            )
+            grpc_server = await start_grpc_server(state)
         try:
             yield
         finally:
@@ -57,31 +66,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gantry = state
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        limit = (
-            settings.max_job_input_bytes
-            if request.url.path == "/v1/inputs"
-            else settings.max_upload_bytes
-        )
-        if length and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
-            return error_response(
-                413, "upload_too_large", f"the request body exceeds the limit of {limit} bytes"
-            )
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(route=path, status=str(response.status_code)).inc()
-        REQUEST_LATENCY.labels(route=path).observe(time.perf_counter() - start)
-        return response
-
     for router in (health.router, models.router, superres.router, faces.router, jobs.router):
         app.include_router(router)
-    install_openapi(app, state.pipelines.catalog)
+    install_openapi(app, state.pipelines.catalog, keys=authenticator is not None)
     install_docs(app)
+    app.add_middleware(
+        FrontDoor, settings=settings, admission=state.admission, authenticator=authenticator
+    )
+    if settings.cors_origins:  # outermost: a preflight is answered before the front door
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "HEAD", "OPTIONS"],
+            allow_headers=["authorization", "x-api-key", "content-type"],
+            expose_headers=["x-gantry-model", "x-gantry-model-version", "retry-after"],
+        )
     return app

@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from fastapi import File, Form, UploadFile
+from fastapi import File, Form, Request, UploadFile
+from pydantic import BeforeValidator
 
+from gantry.core.errors import InvalidInput
+
+_INTEGER = re.compile(r"[+-]?\d{1,18}")
+
+
+def _integer_text(value: Any) -> Any:
+    """A form integer is digits: "2", not "2.0" or "2e0" (pydantic's lax parsing takes those)."""
+    if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+        raise ValueError("an integer is written in digits")
+    return value
+
+
+FormInt = Annotated[int, BeforeValidator(_integer_text)]
 ImageFile = Annotated[UploadFile, File(description="a photo (PNG, JPEG, WebP, BMP or TIFF)")]
 ModelField = Annotated[str | None, Form(description="a model of /v1/models; default if absent")]
 VersionField = Annotated[
-    int | None, Form(ge=1, description="the model version; its promoted version if absent")
+    FormInt | None, Form(ge=1, description="the model version; its promoted version if absent")
 ]
 DetectorField = Annotated[str | None, Form(description="retinaface (default) or mtcnn")]
+
+
+async def strict_form(request: Request) -> None:
+    """Refuse form fields the endpoint does not have (``modle=``) and fields sent empty
+    (``-F tile=``): FastAPI would ignore the first and read the second as absent, so a typo
+    would silently become the default. (Starlette caches the parsed form for the handler.)"""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    form = await request.form()
+    route = request.scope.get("route")
+    known = {p.alias for p in getattr(getattr(route, "dependant", None), "body_params", [])}
+    unknown = sorted({key for key in form if known and key not in known})
+    if unknown:
+        raise InvalidInput(
+            "invalid_request",
+            f"{', '.join(unknown)}: no such field (fields: {', '.join(sorted(known))})",
+        )
+    empty = sorted({key for key, value in form.multi_items() if value == ""})
+    if empty:
+        raise InvalidInput(
+            "invalid_request",
+            f"{', '.join(empty)}: empty value (leave a field out for its default)",
+        )

@@ -25,10 +25,12 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.service import DETECTORS
+from gateway.errors import ERROR_DESCRIPTIONS
+from gateway.frontdoor import OPEN_PATHS
 from workers.interface import JOB_KINDS
 
 DOCS_STATIC = "/docs/static"
@@ -53,6 +55,7 @@ def job_request_models() -> list[type[BaseModel]]:
         model = create_model(
             f"{_camel(name)}Job",
             __doc__=kind.description or f"a {name} job",
+            __config__=ConfigDict(extra="forbid"),
             kind=(Literal[name], name),  # type: ignore[arg-type]
             params=(kind.params, ...),
         )
@@ -85,7 +88,22 @@ def _body_schema(spec: dict[str, Any], path: str) -> dict[str, Any] | None:
 def _enum_property(prop: dict[str, Any], ref: str) -> dict[str, Any]:
     """An optional string property re-pointed at a named enum schema."""
     keep = {k: v for k, v in prop.items() if k in ("title", "description")}
-    return {**keep, "anyOf": [{"$ref": f"#/components/schemas/{ref}"}, {"type": "null"}]}
+    return {**keep, "$ref": f"#/components/schemas/{ref}"}
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A form field's schema without the ``null`` branch of ``X | None``.
+
+    A multipart form cannot send null: an optional field is one that is left out.
+    """
+    branches = prop.get("anyOf")
+    if not isinstance(branches, list):
+        return prop
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) != 1 or len(kept) == len(branches):
+        return prop
+    rest = {k: v for k, v in prop.items() if k != "anyOf"}
+    return {**rest, **kept[0]}
 
 
 def _mark_binary(node: Any) -> None:
@@ -114,8 +132,32 @@ def _contract_errors(spec: dict[str, Any]) -> None:
         schemas.pop(unused, None)
 
 
-def complete_schema(spec: dict[str, Any], catalog: ModelCatalog) -> dict[str, Any]:
-    """Add the enums, the job request union and binary formats to FastAPI's document."""
+def _security(spec: dict[str, Any]) -> None:
+    """Declare the API keys and require one on every operation the front door guards."""
+    spec["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "Bearer": {"type": "http", "scheme": "bearer"},
+    }
+    for path, operations in spec.get("paths", {}).items():
+        if path in OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            responses = operation.setdefault("responses", {})
+            for status in (401, 403, 429):
+                responses[str(status)] = {
+                    "description": ERROR_DESCRIPTIONS[status],
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
+
+
+def complete_schema(
+    spec: dict[str, Any], catalog: ModelCatalog, *, keys: bool = False
+) -> dict[str, Any]:
+    """Add the enums, the job request union and binary formats to FastAPI's document (and
+    the API key schemes when ``keys``)."""
     _contract_errors(spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for (path, field), tasks in MODEL_FIELDS.items():
@@ -131,15 +173,21 @@ def complete_schema(spec: dict[str, Any], catalog: ModelCatalog) -> dict[str, An
         body = _body_schema(spec, path)
         if body is not None and field in body.get("properties", {}):
             body["properties"][field] = _enum_property(body["properties"][field], "Detector")
+    for name, body in schemas.items():
+        if name.startswith("Body_") and body.get("type") == "object":
+            body["additionalProperties"] = False  # gateway.fields.strict_form refuses extras
+            body["properties"] = {k: _without_null(v) for k, v in body["properties"].items()}
     job_request, defs = job_request_schema()
     schemas.update(defs)
     schemas["JobRequest"] = job_request
     schemas["JobKind"] = {"type": "string", "enum": JOB_KINDS.names(), "title": "JobKind"}
     _mark_binary(spec)
+    if keys:
+        _security(spec)
     return spec
 
 
-def install_openapi(app: FastAPI, catalog: ModelCatalog) -> None:
+def install_openapi(app: FastAPI, catalog: ModelCatalog, *, keys: bool = False) -> None:
     """Serve the completed document, rebuilt whenever the model repository changes."""
     cache: dict[str, Any] = {}
 
@@ -152,7 +200,7 @@ def install_openapi(app: FastAPI, catalog: ModelCatalog) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            cache["spec"] = complete_schema(spec, catalog)
+            cache["spec"] = complete_schema(spec, catalog, keys=keys)
             cache["signature"] = signature
         result: dict[str, Any] = cache["spec"]
         return result

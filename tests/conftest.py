@@ -17,7 +17,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,37 @@ def triton(triton_settings: Settings) -> Iterator[object]:
     )
     with server.running(timeout_s=300):
         yield server
+
+
+@contextmanager
+def live_gateway(settings: Settings) -> Iterator[str]:
+    """The gateway app served over real HTTP by uvicorn (in a thread), as `gantry up` serves
+    it: the guarded h11 protocol, bounded connections. Yields the base URL."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.server import guarded
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.gateway_port,
+        http=guarded(settings.header_timeout_s),
+        limit_concurrency=settings.max_connections,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{settings.gateway_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
 
 
 @pytest.fixture()

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from gantry.core.errors import Conflict, Gone, InvalidInput, NotFound, Unavailable
 from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
 from workers.celery_app import create_celery
-from workers.inputs import input_file, save_input
+from workers.inputs import save_input
 from workers.kinds import JOB_KINDS, JobKind
-from workers.params import JobParams
+from workers.params import JobParams, Submission
 from workers.store import FINAL, Job, JobStore, Status
 
 __all__ = [
@@ -52,9 +53,16 @@ def validation_message(exc: ValidationError) -> str:
 class Jobs:
     """Submit, follow, cancel and collect jobs; store their inputs."""
 
-    def __init__(self, settings: Settings, *, store: JobStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore | None = None,
+        catalog: ModelCatalog | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store or JobStore(settings.effective_jobs_db_url)
+        self.catalog = catalog or ModelCatalog(settings.model_repository)
         self._celery = create_celery(settings)
 
     def kind(self, name: str) -> JobKind:
@@ -64,15 +72,15 @@ class Jobs:
         return JOB_KINDS.get(name)
 
     def validate(self, kind: str, params: dict[str, Any] | JobParams) -> JobParams:
-        """Parameters checked by the kind's model and their inputs checked to exist."""
+        """Parameters checked by the kind's model, then everything knowable before the job
+        runs: inputs, zip directories, models, versions, tiles, sizes."""
         job_kind = self.kind(kind)
         try:
             data = params.model_dump() if isinstance(params, JobParams) else params
             validated = job_kind.params.model_validate(data)
         except ValidationError as exc:
             raise InvalidInput("invalid_params", validation_message(exc)) from exc
-        for input_id in validated.input_ids():
-            input_file(self.settings, input_id)  # unknown_input before anything is queued
+        validated.check(Submission(self.settings, self.catalog))
         return validated
 
     def submit(self, kind: str, params: dict[str, Any] | JobParams) -> Job:
@@ -133,6 +141,7 @@ class Jobs:
             raise Gone("result_expired", f"the result of job {job_id} was deleted")
         return path, str(job.result.get("content_type", "application/octet-stream"))
 
-    def save_input(self, filename: str, data: bytes) -> tuple[str, str]:
-        """Store a file for later jobs; returns (input id, stored file name)."""
-        return save_input(self.settings, filename, data)
+    def save_input(self, filename: str, source: BinaryIO) -> tuple[str, str, int]:
+        """Store an upload for later jobs, streamed to disk and checked (zip directories
+        included); returns (input id, stored file name, size)."""
+        return save_input(self.settings, filename, source, self.settings.max_job_input_bytes)

@@ -1,14 +1,36 @@
-"""The parameters of every job kind: pydantic models, torch-free.
+"""The parameters of every job kind: pydantic models, and what is checked at submission.
 
-The gateway validates a job at submission with these (and publishes them in its OpenAPI as a
-union discriminated by ``kind``); the worker validates again when it runs the job.
+The gateway validates a job with these before it is queued (and publishes them in its OpenAPI
+as a union discriminated by ``kind``): first the fields, then :meth:`JobParams.check`, which
+resolves models, versions and tiles in the catalog and reads zip directories, so everything
+that can be known at submission is refused there with its own code. The worker validates
+again when it runs the job.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from gantry.core.errors import InvalidInput
+from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
+from gantry.serving.image_to_image import resolve_tile
+from gantry.serving.synthesis import check_size
+from workers.inputs import input_file, input_images
+
+# A batch runs any tiled image-to-image model: super-resolution by default.
+SUPERRES_BATCH_TASKS = ("superres", "image_to_image")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the checks at submission may consult."""
+
+    settings: Settings
+    catalog: ModelCatalog
 
 
 class JobParams(BaseModel):
@@ -17,8 +39,13 @@ class JobParams(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     def input_ids(self) -> list[str]:
-        """The stored inputs (POST /v1/inputs) this job reads; checked before it is queued."""
+        """The stored inputs (POST /v1/inputs) this job reads."""
         return []
+
+    def check(self, submission: Submission) -> None:
+        """Refuse what is knowable before the job runs (default: its inputs exist)."""
+        for input_id in self.input_ids():
+            input_file(submission.settings, input_id)
 
 
 class SuperresBatchParams(JobParams):
@@ -32,6 +59,18 @@ class SuperresBatchParams(JobParams):
 
     def input_ids(self) -> list[str]:
         return list(self.inputs)
+
+    def check(self, submission: Submission) -> None:
+        settings = submission.settings
+        if len(self.inputs) > settings.max_batch_images:
+            raise InvalidInput(
+                "too_many_images",
+                f"{len(self.inputs)} inputs; the limit is {settings.max_batch_images} images",
+            )
+        name = self.model or settings.default_superres_model
+        built = submission.catalog.resolve(name, task=SUPERRES_BATCH_TASKS, version=self.version)
+        resolve_tile(built, self.tile)
+        input_images(settings, self.inputs)  # every zip directory, and the image count
 
 
 class SynthesisParams(JobParams):
@@ -49,3 +88,8 @@ class SynthesisParams(JobParams):
 
     def input_ids(self) -> list[str]:
         return [i for i in (self.label_map, self.instance_map) if i is not None]
+
+    def check(self, submission: Submission) -> None:
+        super().check(submission)
+        built = submission.catalog.resolve(self.model, task="synthesis", version=self.version)
+        check_size(built, self.width, self.height)

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -26,11 +25,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
+
+from gantry.core.sql import sql_engine
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -100,16 +100,7 @@ class JobStore:
     """Job records in a SQL database."""
 
     def __init__(self, url: str) -> None:
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        if url.startswith("sqlite"):
-            # Workers and the gateway are separate processes: wait on locks, do not fail.
-            connect_args = {"timeout": 30, "check_same_thread": False}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, future=True)
-        if url.startswith("sqlite"):
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        self.engine: Engine = sql_engine(url)
         metadata.create_all(self.engine)
 
     def _row(self, job_id: str) -> Job | None:
@@ -298,6 +289,12 @@ class JobStore:
         """Mark a job as just updated (after re-sending its message)."""
         with self.engine.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=_now()))
+
+    def unfinished(self) -> list[Job]:
+        """Queued and running jobs."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.status.not_in(tuple(FINAL)))).mappings()
+            return [Job(**dict(r)) for r in rows]
 
     def finished_before(self, cutoff: dt.datetime) -> list[Job]:
         """Final jobs last updated before ``cutoff`` (for result retention)."""

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -18,6 +19,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from gantry.core.settings import Settings, get_settings
 from workers.celery_app import create_celery
+from workers.inputs import INPUT_ID
 from workers.kinds import JOB_KINDS
 from workers.runner import TransientError, run_job
 from workers.store import JobStore
@@ -112,8 +114,38 @@ def purge_expired_results(job_store: JobStore, settings: Settings) -> int:
         if name and (settings.results_dir / name).exists():
             (settings.results_dir / name).unlink()
             removed += 1
-        for input_id in job.params.get("inputs", []) if isinstance(job.params, dict) else []:
-            shutil.rmtree(settings.inputs_dir / str(input_id), ignore_errors=True)
+        for input_id in referenced_inputs(job.params):
+            shutil.rmtree(settings.inputs_dir / input_id, ignore_errors=True)
+    return removed
+
+
+def referenced_inputs(params: object) -> set[str]:
+    """Every input id anywhere in a job's parameters (whatever its kind, or its age)."""
+    if isinstance(params, str):
+        return {params} if INPUT_ID.fullmatch(params) else set()
+    if isinstance(params, dict):
+        params = list(params.values())
+    if isinstance(params, list):
+        return set().union(*(referenced_inputs(v) for v in params)) if params else set()
+    return set()
+
+
+def purge_unreferenced_inputs(job_store: JobStore, settings: Settings) -> int:
+    """Delete uploads older than the input retention that no queued or running job reads.
+
+    An upload nobody submits a job for would otherwise stay forever.
+    """
+    if not settings.inputs_dir.is_dir():
+        return 0
+    cutoff = time.time() - settings.input_retention_hours * 3600
+    in_use = set().union(*(referenced_inputs(j.params) for j in job_store.unfinished()))
+    removed = 0
+    for folder in settings.inputs_dir.iterdir():
+        if folder.name in in_use or not INPUT_ID.fullmatch(folder.name):
+            continue
+        if folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
     return removed
 
 
@@ -128,6 +160,7 @@ def _housekeeping() -> None:
             if reaped:
                 log.warning("requeued jobs of lost workers: %s", reaped)
             purge_expired_results(store(), get_settings())
+            purge_unreferenced_inputs(store(), get_settings())
         except Exception:  # housekeeping must never take the worker down
             log.exception("housekeeping failed")
 

@@ -29,6 +29,13 @@ def _base(url: str | None) -> str:
     return url or f"http://{settings.gateway_host}:{settings.gateway_port}"
 
 
+def _client(url: str | None, timeout: float) -> httpx.Client:
+    """An HTTP client of the gateway, sending ``GANTRY_API_KEY`` when it is set."""
+    key = get_settings().api_key
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(base_url=_base(url), timeout=timeout, headers=headers)
+
+
 def _checked(response: httpx.Response) -> Any:
     """The JSON of a 2xx response; otherwise the error body's message, and exit 1."""
     if response.is_success:
@@ -58,7 +65,7 @@ def list_jobs(
 ) -> None:
     """Jobs, newest first."""
     query = {k: v for k, v in (("status", status), ("kind", kind)) if v is not None}
-    with httpx.Client(base_url=_base(url), timeout=30) as client:
+    with _client(url, 30) as client:
         body = _checked(client.get("/v1/jobs", params={**query, "page": page}))
     table = Table("id", "kind", "status", "progress", "stage", "created")
     for job in body["jobs"]:
@@ -94,7 +101,7 @@ def submit(
 ) -> None:
     """Upload inputs, submit a job and print its id (alone on the last line)."""
     params: dict[str, Any] = {}
-    with httpx.Client(base_url=_base(url), timeout=300) as client:
+    with _client(url, 300) as client:
         for spec in file or []:
             field, _, path = spec.rpartition("=")
             source = Path(path)
@@ -123,8 +130,7 @@ def watch(
     interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.5,
 ) -> None:
     """A live progress bar of one job until it ends; exit 1 unless it succeeded."""
-    base = _base(url)
-    with progress() as bar, httpx.Client(base_url=base, timeout=10) as client:
+    with progress() as bar, _client(url, 10) as client:
         task = bar.add_task(job_id[:8], total=1000)
         while True:
             job = _checked(client.get(f"/v1/jobs/{job_id}"))
@@ -145,7 +151,7 @@ def watch(
 @app.command("cancel")
 def cancel(job_id: str, url: UrlOption = None) -> None:
     """Cancel a job: at once when queued, at its next tile or step when running."""
-    with httpx.Client(base_url=_base(url), timeout=30) as client:
+    with _client(url, 30) as client:
         job = _checked(client.delete(f"/v1/jobs/{job_id}"))
     console.print(f"{job_id}: {job['status']}")
 
@@ -157,7 +163,7 @@ def result(
     url: UrlOption = None,
 ) -> None:
     """Download the result file of a succeeded job."""
-    with httpx.Client(base_url=_base(url), timeout=300) as client:
+    with _client(url, 300) as client:
         response = client.get(f"/v1/jobs/{job_id}/result")
         if not response.is_success:
             _checked(response)

@@ -44,6 +44,11 @@ def gateway_command(settings: Settings) -> list[str]:
         "--port",
         str(settings.gateway_port),
         "--no-access-log",
+        # h11 with a deadline for request headers; bounded connections (503 beyond).
+        "--http",
+        "gateway.server:GuardedH11Protocol",
+        "--limit-concurrency",
+        str(settings.max_connections),
     ]
 
 

@@ -16,10 +16,13 @@ class ErrorKind(StrEnum):
     INVALID_INPUT = "invalid_input"  # the request can never succeed as sent
     UNSUPPORTED_MEDIA = "unsupported_media"  # the upload is not a format we read
     TOO_LARGE = "too_large"  # over a size, pixel or compute limit
+    UNAUTHENTICATED = "unauthenticated"  # no credentials, or unknown or revoked ones
+    FORBIDDEN = "forbidden"  # valid credentials without the right scope
+    RATE_LIMITED = "rate_limited"  # over the caller's rate: retry after `retry_after_s`
     NOT_FOUND = "not_found"  # no such job, model version, ...
     CONFLICT = "conflict"  # the resource is not in a state that allows this yet
     GONE = "gone"  # it existed and was deleted (expired results)
-    UNAVAILABLE = "unavailable"  # a server we need did not answer: retry later
+    UNAVAILABLE = "unavailable"  # a server we need did not answer, or we are full: retry later
     UPSTREAM_FAILED = "upstream_failed"  # a server we need answered with an error
     INTERNAL = "internal"  # a bug or a broken deployment
 
@@ -29,10 +32,11 @@ class GantryError(Exception):
 
     kind: ErrorKind = ErrorKind.INTERNAL
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s  # when the same request is worth sending again
 
     @property
     def transient(self) -> bool:
@@ -57,6 +61,18 @@ class UnsupportedMedia(GantryError):
 
 class TooLarge(GantryError):
     kind = ErrorKind.TOO_LARGE
+
+
+class Unauthenticated(GantryError):
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class Forbidden(GantryError):
+    kind = ErrorKind.FORBIDDEN
+
+
+class RateLimited(GantryError):
+    kind = ErrorKind.RATE_LIMITED
 
 
 class NotFound(GantryError):

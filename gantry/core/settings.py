@@ -68,6 +68,28 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384
+    # --- the front door: auth, limits, admission ---------------------------------------------
+    # off: no keys (a local `make run`); keys: every API call needs a key (`gantry keys`).
+    auth_mode: Literal["off", "keys"] = "off"
+    # The key `gantry jobs` sends to a gateway (clients only; servers never read it).
+    api_key: str = ""
+    # Origins allowed by CORS (browsers calling the API from another site); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
+    # A connection must finish its request line and headers within this, and its body within
+    # the body timeout (counted from the headers), or it gets 408 and is closed.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    # Open connections the gateway accepts at once; beyond it, 503 (uvicorn's concurrency).
+    max_connections: int = 256
+    # Heavy requests in flight per family, and how many more may wait; beyond that, 503
+    # `overloaded` with Retry-After, instead of unbounded memory.
+    max_inflight_superres: int = 2
+    max_inflight_faces: int = 4
+    max_queued_requests: int = 8
+    queue_timeout_s: float = 30.0
+    # gRPC messages larger than this end their call (stream) with RESOURCE_EXHAUSTED; smaller
+    # ones whose images exceed max_upload_bytes get a per-message error.
+    grpc_max_message_bytes: int = 64 * 1024 * 1024
     # --- faces ---------------------------------------------------------------------------
     default_detector: Literal["retinaface", "mtcnn"] = "retinaface"
     retinaface_model: str = "retinaface-mnet025"
@@ -108,6 +130,11 @@ class Settings(BaseSettings):
     result_retention_hours: float = 72.0
     max_batch_images: int = 256
     max_job_input_bytes: int = 512 * 1024 * 1024
+    # Zips are refused from their directory when a member or the whole unpacks past these.
+    zip_max_member_bytes: int = 64 * 1024 * 1024
+    zip_max_total_bytes: int = 2 * 1024 * 1024 * 1024
+    # Uploaded inputs that no queued or running job refers to are deleted after this long.
+    input_retention_hours: float = 24.0
 
     @property
     def results_dir(self) -> Path:

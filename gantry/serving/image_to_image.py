@@ -25,6 +25,7 @@ from gantry.core.errors import Internal, InvalidInput, TooLarge
 from gantry.core.imaging import (
     CONTENT_TYPES,
     OutputFormat,
+    check_encodable,
     decode_image,
     encode_image,
     resize_alpha,
@@ -148,9 +149,17 @@ class ImageToImagePipeline:
         return self.catalog.resolve(name, task=self.tasks, version=version)
 
     def plan(
-        self, built: BuiltCard, height: int, width: int, tile: int | None, *, enforce_budget: bool
+        self,
+        built: BuiltCard,
+        height: int,
+        width: int,
+        tile: int | None,
+        *,
+        enforce_budget: bool,
+        fmt: OutputFormat = "png",
     ) -> TilePlan:
-        """Check the output size and the compute budget, and lay out the tiles."""
+        """Check the output size (and that ``fmt`` can hold it) and the compute budget, and lay
+        out the tiles: everything refusable is refused before any inference."""
         spec = tiled_spec(built)
         scale = spec.scale
         out_pixels = width * scale * height * scale
@@ -160,6 +169,7 @@ class ImageToImagePipeline:
                 f"{width}x{height} at x{scale} gives {out_pixels} pixels; the limit"
                 f" is {self.settings.max_output_pixels}",
             )
+        check_encodable(width * scale, height * scale, fmt)
         if min(width, height) < built.card.min_input_size:
             raise InvalidInput("image_too_small", "the image is smaller than the model's minimum")
         pre = spec.pre_pad
@@ -249,7 +259,9 @@ class ImageToImagePipeline:
         image = await asyncio.to_thread(
             decode_image, data, max_pixels=self.settings.max_input_pixels
         )
-        plan = self.plan(built, image.height, image.width, tile, enforce_budget=enforce_budget)
+        plan = self.plan(
+            built, image.height, image.width, tile, enforce_budget=enforce_budget, fmt=fmt
+        )
         started = time.perf_counter()
         chw = pre_pad(normalise(image.rgb, built.card, white=1.0), spec.pre_pad)
         out = await self.run_array(built, chw, plan, on_tile)

@@ -55,7 +55,9 @@ class Pipelines:
             tasks=("image_to_image",),
         )
         self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
-        self.faces = FacePipeline(triton=self.triton, catalog=self.catalog, settings=settings)
+        self.faces = FacePipeline(
+            triton=self.triton, catalog=self.catalog, settings=settings, estimator=estimator
+        )
 
     def for_task(self, task: str) -> Pipeline:
         """The pipeline serving models of ``task``; the error lists the served tasks."""

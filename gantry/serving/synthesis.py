@@ -74,6 +74,15 @@ def resize_nearest(ids: NDArray[np.int64], height: int, width: int) -> NDArray[n
     return resized.astype(np.int64)
 
 
+def check_size(built: BuiltCard, width: int, height: int) -> None:
+    """Raises InvalidInput unless the model can produce ``width`` x ``height``."""
+    multiple = built.card.size_multiple
+    if width % multiple or height % multiple:
+        raise InvalidInput(
+            "invalid_size", f"{built.name} needs width and height in multiples of {multiple}"
+        )
+
+
 def synthesis_spec(built: BuiltCard) -> SynthesisSpec:
     spec = built.card.spec
     if not isinstance(spec, SynthesisSpec):
@@ -91,14 +100,6 @@ class SynthesisPipeline:
     def model(self, name: str, version: int | None = None) -> BuiltCard:
         return self.catalog.resolve(name, task="synthesis", version=version)
 
-    def check_size(self, built: BuiltCard, width: int, height: int) -> None:
-        """Raises InvalidInput unless the model can produce ``width`` x ``height``."""
-        multiple = built.card.size_multiple
-        if width % multiple or height % multiple:
-            raise InvalidInput(
-                "invalid_size", f"{built.name} needs width and height in multiples of {multiple}"
-            )
-
     async def run(
         self,
         *,
@@ -112,7 +113,7 @@ class SynthesisPipeline:
     ) -> SynthesisResult:
         """Synthesise one image; ``stage(fraction, what)`` reports each step (a cancel point)."""
         spec = synthesis_spec(built)
-        self.check_size(built, width, height)
+        check_size(built, width, height)
         stage(0.05, "reading the label map")
         label_name, label_data = label_map
         try:

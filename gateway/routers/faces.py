@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Depends, Form, Response
 
+from gantry.serving.faces.service import MIN_SCORE_RANGE, THRESHOLD_RANGE
 from gateway.deps import StateDep
 from gateway.errors import errors
-from gateway.fields import DetectorField, ImageFile, ModelField, VersionField
+from gateway.fields import (
+    DetectorField,
+    ImageFile,
+    ModelField,
+    VersionField,
+    strict_form,
+)
 from gateway.responses import MODEL_HEADERS, model_headers
 from gateway.schemas import Detections, EmbeddedFace, Embeddings, Face, ModelRef, Verification
 from gateway.uploads import read_upload
 
-router = APIRouter(prefix="/v1/faces", tags=["faces"])
+router = APIRouter(prefix="/v1/faces", tags=["faces"], dependencies=[Depends(strict_form)])
 
-RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(404, 413, 415, 422, 502, 503)}
+RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(400, 404, 413, 415, 422, 502, 503)}
 
 
 @router.post("/detect", responses=RESPONSES)
@@ -24,7 +31,7 @@ async def detect(
     response: Response,
     image: ImageFile,
     detector: DetectorField = None,
-    min_score: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+    min_score: Annotated[float | None, Form(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1])] = None,
     version: VersionField = None,
 ) -> Detections:
     """Faces with boxes, scores and 5 landmarks, in input pixels; ``version`` is the
@@ -80,7 +87,7 @@ async def verify(
     image_b: ImageFile,
     model: ModelField = None,
     version: VersionField = None,
-    threshold: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
+    threshold: Annotated[float | None, Form(ge=THRESHOLD_RANGE[0], le=THRESHOLD_RANGE[1])] = None,
 ) -> Verification:
     """Whether the largest face of each image is the same person; 422 `no_face` if none."""
     limit = state.settings.max_upload_bytes

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from gantry.core.errors import InvalidInput
 from gateway.deps import StateDep
 from gateway.errors import errors
+from gateway.fields import strict_form
 from gateway.responses import binary_content
 from gateway.schemas import JobAccepted, JobInfo, JobList, JobStatus, StoredInput
-from gateway.uploads import read_upload
 from workers.interface import Job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -37,7 +38,7 @@ def job_info(job: Job) -> JobInfo:
     "/jobs",
     status_code=202,
     response_model=JobAccepted,
-    responses=errors(422, 503),
+    responses=errors(400, 404, 422, 503),
     openapi_extra=JOB_REQUEST_BODY,
 )
 async def create_job(state: StateDep, request: Request) -> JSONResponse:
@@ -46,7 +47,11 @@ async def create_job(state: StateDep, request: Request) -> JSONResponse:
         body: Any = json.loads(await request.body())
     except ValueError as exc:
         raise InvalidInput("invalid_request", f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("kind"), str)
+        or not set(body) <= {"kind", "params"}
+    ):
         raise InvalidInput("invalid_request", 'the body must be {"kind": "...", "params": {...}}')
     params = body.get("params", {})
     if not isinstance(params, dict):
@@ -61,7 +66,7 @@ async def list_jobs(
     state: StateDep,
     status: JobStatus | None = None,
     kind: Annotated[str | None, Query(description="a job kind")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200, description="jobs per page")] = 50,
 ) -> JobList:
     """Jobs, newest first, optionally filtered by status and kind."""
@@ -98,11 +103,17 @@ async def job_result(state: StateDep, job_id: str) -> FileResponse:
     return FileResponse(path, media_type=content_type, filename=path.name)
 
 
-@router.post("/inputs", status_code=201, responses=errors(413, 422))
+@router.post(
+    "/inputs",
+    status_code=201,
+    responses=errors(400, 413, 422),
+    dependencies=[Depends(strict_form)],
+)
 async def upload_input(
     state: StateDep, file: Annotated[UploadFile, File(description="an image or a zip of images")]
 ) -> StoredInput:
-    """Store a file for later jobs; returns its input id."""
-    data = await read_upload(file, state.settings.max_job_input_bytes, what="the file")
-    input_id, name = state.jobs.save_input(file.filename or "input", data)
-    return StoredInput(id=input_id, filename=name, size=len(data))
+    """Store a file for later jobs (streamed to disk, zips checked); returns its input id."""
+    input_id, name, size = await asyncio.to_thread(
+        state.jobs.save_input, file.filename or "input", file.file
+    )
+    return StoredInput(id=input_id, filename=name, size=size)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Depends, Form
 from fastapi.responses import Response
 
 from gateway.deps import StateDep
 from gateway.errors import errors
-from gateway.fields import ImageFile, ModelField, VersionField
+from gateway.fields import FormInt, ImageFile, ModelField, VersionField, strict_form
 from gateway.responses import MODEL_HEADERS, binary_content, model_headers
 from gateway.uploads import read_upload
 
-router = APIRouter(prefix="/v1", tags=["superres"])
+router = APIRouter(prefix="/v1", tags=["superres"], dependencies=[Depends(strict_form)])
 
 IMAGE_RESPONSES = {
     "content": binary_content("image/png", "image/jpeg", "image/webp"),
@@ -25,14 +25,16 @@ IMAGE_RESPONSES = {
 @router.post(
     "/superres",
     response_class=Response,
-    responses={200: IMAGE_RESPONSES, **errors(404, 413, 415, 422, 502, 503)},
+    responses={200: IMAGE_RESPONSES, **errors(400, 404, 413, 415, 422, 502, 503)},
 )
 async def superres(
     state: StateDep,
     image: ImageFile,
     model: ModelField = None,
     version: VersionField = None,
-    tile: Annotated[int | None, Form(description="tile size in input pixels; 0 = whole")] = None,
+    tile: Annotated[
+        FormInt | None, Form(description="tile size in input pixels; 0 = whole")
+    ] = None,
     format: Annotated[Literal["png", "jpeg", "webp"], Form()] = "png",
 ) -> Response:
     """Upscale an image; the response is the image, with the model and scale in headers."""

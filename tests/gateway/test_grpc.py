@@ -271,3 +271,42 @@ def test_calls_take_a_version_and_name_the_one_that_answered(stub: Any) -> None:
     error: Any = raised.value
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert dict(error.trailing_metadata())["gantry-error-code"] == "unknown_version"
+
+
+@pytest.mark.parametrize("threshold", [-5.0, float("nan"), 5.0])
+def test_verify_refuses_thresholds_rest_refuses(
+    stub: Any, client: TestClient, threshold: float
+) -> None:
+    request = faces_pb2.VerifyRequest(image_a=read(OBAMA), image_b=read(BIDEN), threshold=threshold)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Verify(request, timeout=TIMEOUT_S)
+    error: Any = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(error.trailing_metadata())["gantry-error-code"] == "invalid_threshold"
+    files = {"image_a": ("a.jpg", read(OBAMA)), "image_b": ("b.jpg", read(BIDEN))}
+    rest = client.post("/v1/faces/verify", files=files, data={"threshold": str(threshold)})
+    assert rest.status_code == 422
+
+
+def test_an_undecodable_message_is_invalid_argument(channel: grpc.Channel) -> None:
+    raw = channel.unary_unary(
+        f"/{SERVICE}/Detect", request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        raw(b"\xff\xff\xff\xff\x0f", timeout=TIMEOUT_S)
+    error: Any = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(error.trailing_metadata())["gantry-error-code"] == "invalid_message"
+
+
+def test_an_oversized_pair_fails_alone_in_a_stream(stub: Any, gateway_settings: Settings) -> None:
+    big = read(OBAMA) + b"\0" * (gateway_settings.max_upload_bytes + 1)  # over the image limit
+    assert len(big) < gateway_settings.grpc_max_message_bytes  # but a message gRPC accepts
+    pairs = [
+        faces_pb2.VerifyRequest(image_a=big, image_b=read(OBAMA2), id="big"),
+        faces_pb2.VerifyRequest(image_a=read(OBAMA), image_b=read(OBAMA2), id="ok"),
+    ]
+    answers = list(stub.VerifyStream(iter(pairs), timeout=TIMEOUT_S))
+    assert [a.id for a in answers] == ["big", "ok"]
+    assert answers[0].error.code == "upload_too_large"
+    assert not answers[1].error.code and answers[1].match

@@ -8,8 +8,6 @@ import importlib
 import io
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
 from gantry.core.settings import Settings
+from tests.conftest import live_gateway
 from tests.paths import DATA, SET5
 
 KNN = DATA / "faces_verify" / "face_recognition_knn"
@@ -30,24 +28,10 @@ PACKAGE = "gantry_client"
 
 @pytest.fixture(scope="module")
 def server(triton: object, triton_settings: Settings) -> Iterator[str]:
-    """The gateway app served over HTTP by uvicorn in a thread; yields its base URL."""
-    from gateway.app import create_app
-
+    """The gateway served over HTTP; yields its base URL."""
     settings = triton_settings.model_copy(update={"grpc_enabled": False})
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.gateway_port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{settings.gateway_port}"
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "uvicorn did not start"
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_gateway(settings) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -48,8 +48,9 @@ def test_zip_batch_runs_through_the_superres_tiling_path(job_stack: JobStack) ->
         result = client.get(f"/v1/jobs/{job['id']}/result")
         assert result.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
-            assert sorted(archive.namelist()) == sorted(f"{n}_x4.png" for n in NAMES)
-            baby = Image.open(io.BytesIO(archive.read("baby_x4.png")))
+            # Output names keep the input's path inside the zip.
+            assert sorted(archive.namelist()) == sorted(f"set5/{n}_x4.png" for n in NAMES)
+            baby = Image.open(io.BytesIO(archive.read("set5/baby_x4.png")))
         assert baby.size == (512, 512)
         # The same bytes as the synchronous endpoint: one tiling path for both.
         sync = client.post(
@@ -91,6 +92,24 @@ def test_bad_job_requests_are_refused_before_queueing(job_stack: JobStack) -> No
         )
         missing = client.get("/v1/jobs/00000000-0000-0000-0000-000000000000")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_job"
+
+        # Everything checkable at submission is checked there, before anything is queued.
+        bird = (SET5 / "LR_bicubic" / "X4" / "birdx4.png").read_bytes()
+        real = _upload(client, bird, "bird.png")
+
+        def batch(**params: object) -> tuple[int, str]:
+            return code({"kind": "superres_batch", "params": {"inputs": [real], **params}})
+
+        assert batch(tile=-1) == (422, "invalid_tile")
+        assert batch(model="no-such-model") == (422, "unknown_model")
+        assert batch(model=FAST, version=9) == (404, "unknown_version")
+        assert batch(typo=1) == (422, "invalid_params")
+        many = {"kind": "superres_batch", "params": {"inputs": [real] * 40_000}}
+        assert code(many) == (422, "too_many_images")
+        label = _upload(client, bird, "label.png")
+        synthesis = {"kind": "synthesis", "params": {"label_map": label, "width": 100}}
+        assert code(synthesis) == (422, "invalid_size")
+        assert client.get("/v1/jobs").json()["jobs"] == []  # none of them was recorded
 
 
 def test_queued_job_is_cancelled_at_once_and_never_runs(job_stack: JobStack) -> None:
@@ -145,3 +164,27 @@ def test_jobs_are_listed_newest_first_by_status_and_kind(job_stack: JobStack) ->
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_kind"
         bad = client.get("/v1/jobs", params={"status": "lost"})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_same_names_in_folders_give_unique_outputs_that_keep_the_path(
+    job_stack: JobStack,
+) -> None:
+    job_stack.start_worker()
+    bird = (SET5 / "LR_bicubic" / "X4" / "birdx4.png").read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a/same.png", bird)
+        archive.writestr("b/same.png", bird)
+    with api(job_stack) as client:
+        input_id = _upload(client, buffer.getvalue(), "two.zip")
+        body = {"kind": "superres_batch", "params": {"inputs": [input_id], "model": FAST}}
+        job_id = client.post("/v1/jobs", json=body).json()["id"]
+        job = wait_for(client, job_id, lambda j: j["status"] in FINAL, stack=job_stack)
+        assert job["status"] == "succeeded", job
+        assert [(i["input"], i["output"]) for i in job["result"]["images"]] == [
+            ("a/same.png", "a/same_x4.png"),
+            ("b/same.png", "b/same_x4.png"),
+        ]
+        result = client.get(f"/v1/jobs/{job_id}/result")
+        with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+            assert archive.namelist() == ["a/same_x4.png", "b/same_x4.png"]

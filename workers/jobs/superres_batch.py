@@ -5,64 +5,72 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from gantry.core.errors import GantryError, InvalidInput
 from gantry.core.files import atomic_write
-from gantry.serving.image_to_image import ImageToImagePipeline
+from gantry.serving.image_to_image import ImageToImagePipeline, tiled_scale
 from gantry.serving.pipelines import Pipelines
-from workers.inputs import expand_images, input_file
-from workers.params import SuperresBatchParams
+from workers.inputs import InputImage, input_images
+from workers.params import SUPERRES_BATCH_TASKS, SuperresBatchParams
 from workers.runner import JobContext
 
-# A batch runs any tiled image-to-image model: super-resolution by default.
-_TASKS = ("superres", "image_to_image")
+
+def output_names(inputs: list[str], scale: int, fmt: str) -> list[str]:
+    """``a/photo.jpg`` → ``a/photo_x4.png``, kept unique: a repeat gets ``-2``, ``-3``, ..."""
+    taken: set[str] = set()
+    names = []
+    for name in inputs:
+        path = PurePosixPath(name)
+        stem = str(path.with_suffix("")) if path.suffix else name
+        candidate, n = f"{stem}_x{scale}.{fmt}", 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{stem}-{n}_x{scale}.{fmt}"
+        taken.add(candidate)
+        names.append(candidate)
+    return names
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Upscale every image of the job's inputs; the result is one zip."""
     params = SuperresBatchParams.model_validate(ctx.params)
     settings = ctx.settings
-    images: list[tuple[str, bytes]] = []
-    for input_id in params.inputs:
-        images += expand_images(input_file(settings, input_id))
+    images = input_images(settings, params.inputs)
     if not images:
         raise InvalidInput("no_images", "the inputs hold no PNG, JPEG, WebP, BMP or TIFF")
-    if len(images) > settings.max_batch_images:
-        raise InvalidInput(
-            "too_many_images", f"{len(images)} images; the limit is {settings.max_batch_images}"
-        )
     ctx.progress(0.0, f"0/{len(images)} images", force=True)
     outputs = asyncio.run(_upscale_all(ctx, params, images))
+    result_name = f"{ctx.job.id}.zip"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, data, _ in outputs:
-            archive.writestr(name, data)
-    result_name = f"{ctx.job.id}.zip"
+        for info, data in outputs:
+            archive.writestr(info["output"], data)
     atomic_write(settings.results_dir / result_name, buffer.getvalue())
     return {
         "file": result_name,
         "content_type": "application/zip",
-        "images": [{"name": name, **info} for name, _, info in outputs],
+        "images": [info for info, _ in outputs],
     }
 
 
 async def _upscale_all(
-    ctx: JobContext, params: SuperresBatchParams, images: list[tuple[str, bytes]]
-) -> list[tuple[str, bytes, dict[str, Any]]]:
+    ctx: JobContext, params: SuperresBatchParams, images: list[InputImage]
+) -> list[tuple[dict[str, Any], bytes]]:
     pipelines = Pipelines(ctx.settings)
     outputs = []
     total = len(images)
     try:
         pipeline = pipelines.superres
         if params.model is not None:  # a translation model runs through its own task's pipeline
-            chosen = pipelines.for_task(
-                pipelines.catalog.resolve(params.model, task=_TASKS).card.task
-            )
+            task = pipelines.catalog.resolve(params.model, task=SUPERRES_BATCH_TASKS).card.task
+            chosen = pipelines.for_task(task)
             assert isinstance(chosen, ImageToImagePipeline)
             pipeline = chosen
-        for index, (name, data) in enumerate(images):
+        scale = tiled_scale(pipeline.model(params.model, params.version))
+        names = output_names([i.name for i in images], scale, params.format)
+        for index, (image, out_name) in enumerate(zip(images, names, strict=True)):
 
             def on_tile(done: int, tiles: int, i: int = index) -> None:
                 ctx.progress(
@@ -71,7 +79,7 @@ async def _upscale_all(
 
             try:
                 result = await pipeline.run(
-                    data=data,
+                    data=image.read(),
                     model=params.model,
                     version=params.version,
                     tile=params.tile,
@@ -82,9 +90,9 @@ async def _upscale_all(
             except GantryError as error:
                 if error.transient:
                     raise
-                raise type(error)(error.code, f"{name}: {error.message}") from error
-            out_name = f"{Path(name).stem}_x{result.scale}.{params.format}"
+                raise type(error)(error.code, f"{image.name}: {error.message}") from error
             info = {
+                "input": image.name,
                 "output": out_name,
                 "width": result.width,
                 "height": result.height,
@@ -92,7 +100,7 @@ async def _upscale_all(
                 "version": result.version,
                 "scale": result.scale,
             }
-            outputs.append((out_name, result.data, info))
+            outputs.append((info, result.data))
             ctx.progress((index + 1) / total, f"{index + 1}/{total} images", force=True)
     finally:
         await pipelines.close()

@@ -9,6 +9,7 @@ go to the embedder in one Triton call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +27,20 @@ from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.align import align_faces
 from gantry.serving.faces.mtcnn import detect_faces as mtcnn_detect
+from gantry.serving.faces.mtcnn import pyramid_scales
 from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection
 from gantry.serving.faces.types import Detection
+from gantry.serving.image_to_image import ThroughputEstimator
 from gantry.serving.triton import TritonClient
+
+# The accepted ranges of the request options, shared by REST (form validation) and gRPC.
+MIN_SCORE_RANGE = (0.0, 1.0)
+THRESHOLD_RANGE = (-1.0, 1.0)  # cosine similarity
+
+
+def in_range(value: float, bounds: tuple[float, float]) -> bool:
+    """``lo <= value <= hi`` (False for NaN)."""
+    return bounds[0] <= value <= bounds[1]
 
 
 @dataclass(frozen=True)
@@ -125,10 +137,29 @@ def embedding_spec(built: BuiltCard) -> EmbeddingSpec:
 class FacePipeline:
     """Detection, embedding and verification."""
 
-    def __init__(self, *, triton: TritonClient, catalog: ModelCatalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        triton: TritonClient,
+        catalog: ModelCatalog,
+        settings: Settings,
+        estimator: ThroughputEstimator,
+    ) -> None:
         self.triton = triton
         self.catalog = catalog
         self.settings = settings
+        self.estimator = estimator
+
+    def check_budget(self, key: str, gflop: float, what: str) -> None:
+        """Refuse work the learnt rate says would exceed the synchronous budget."""
+        seconds = gflop / self.estimator.rate(key)
+        if seconds > self.settings.sync_budget_s:
+            raise TooLarge(
+                "compute_budget_exceeded",
+                f"{what} needs about {gflop:.1f} GFLOP, about {seconds:.0f} s on this server, over "
+                f"the synchronous budget of {self.settings.sync_budget_s:.0f} s; send a smaller "
+                "image (or use detector=retinaface, which works at a bounded size)",
+            )
 
     # --- decoding ---------------------------------------------------------------------------
     async def decode(self, data: bytes) -> NDArray[np.uint8]:
@@ -166,11 +197,15 @@ class FacePipeline:
                 rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             )
         )
+        gflop = built.build.gflops_per_input_pixel * new_h * new_w
+        self.check_budget(card.name, gflop, f"RetinaFace on {new_w}x{new_h}")
+        started = time.perf_counter()
         x = normalise(resized, card)[None]
         names = [t.name for t in card.outputs]
         out = await self.triton.infer(
             card.name, {card.inputs[0].name: x}, names, version=built.version
         )
+        self.estimator.observe(card.name, gflop, time.perf_counter() - started)
         loc, conf, landms = (out[n][0] for n in names)
         found = detect_from_outputs(
             loc,
@@ -212,6 +247,13 @@ class FacePipeline:
             return call
 
         pnet, rnet, onet = (network(c) for c in stages)
+        # P-Net runs on every pyramid level: its pixels bound the cascade's work.
+        h, w = rgb.shape[:2]
+        scales = pyramid_scales(h, w, min_face_size=self.settings.mtcnn_min_face)
+        level_pixels = sum(int(h * s + 1) * int(w * s + 1) for s in scales)
+        gflop = stages[0].build.gflops_per_input_pixel * level_pixels
+        self.check_budget("mtcnn", gflop, f"the MTCNN pyramid of a {w}x{h} image")
+        started = time.perf_counter()
         detections = await asyncio.to_thread(
             mtcnn_detect,
             rgb,
@@ -221,6 +263,7 @@ class FacePipeline:
             min_face_size=self.settings.mtcnn_min_face,
             max_batch=min(stages[1].card.max_batch_size, stages[2].card.max_batch_size),
         )
+        self.estimator.observe("mtcnn", gflop, time.perf_counter() - started)
         return [d for d in detections if d.score >= min_score], stages
 
     def check_detect_options(self, detector: str | None, min_score: float | None) -> None:
@@ -229,7 +272,7 @@ class FacePipeline:
             raise InvalidInput(
                 "unknown_detector", f"detector must be one of {', '.join(DETECTORS.names())}"
             )
-        if min_score is not None and not 0.0 <= min_score <= 1.0:
+        if min_score is not None and not in_range(min_score, MIN_SCORE_RANGE):
             raise InvalidInput("invalid_min_score", "min_score must be between 0 and 1")
 
     async def detect_rgb(
@@ -361,6 +404,10 @@ class FacePipeline:
         threshold: float | None = None,
     ) -> VerifyResult:
         """Whether the largest faces of two images are the same person."""
+        if threshold is not None and not in_range(threshold, THRESHOLD_RANGE):
+            raise InvalidInput(
+                "invalid_threshold", "threshold must be a cosine similarity between -1 and 1"
+            )
         built = self.embedder(model, version)
         spec = embedding_spec(built)
         limit = spec.verify_threshold if threshold is None else threshold
