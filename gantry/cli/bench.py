@@ -14,6 +14,7 @@ BENCH_SUITES = (
     "faces_detect",
     "faces_calibrate",
     "synthesis",
+    "load",
 )
 
 
