@@ -109,31 +109,39 @@ class TritonServer:
     def ready_url(self) -> str:
         return f"http://{self.host}:{self.http_port}/v2/health/ready"
 
-    def command(self, dist: TritonDistribution) -> list[str]:
-        """The tritonserver command line."""
-        backends = prepare_backends(dist, self.state_dir / "backends")
+    def serving_flags(self) -> list[str]:
+        """The flags every Gantry Triton runs with, here and in NVIDIA's container (compose,
+        Kubernetes): the deployment tests hold those files to this list."""
         return [
-            str(dist.binary),
-            f"--model-repository={self.repository.resolve()}",
-            f"--backend-directory={backends}",
             # Explicit control: every model is loaded at start, and later a training job can
             # load a new version through the repository API without a restart.
             "--model-control-mode=explicit",
             "--load-model=*",
             "--strict-readiness=true",
             "--exit-on-error=false",
-            f"--http-address={self.host}",
-            f"--grpc-address={self.host}",
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
             f"--metrics-port={self.metrics_port}",
             "--allow-metrics=true",
             "--exit-timeout-secs=15",
+            "--log-verbose=0",
+        ]
+
+    def command(self, dist: TritonDistribution) -> list[str]:
+        """The tritonserver command line: the serving flags, this host's paths and address,
+        and the Python backend's settings (only the CPU shim runs on it)."""
+        backends = prepare_backends(dist, self.state_dir / "backends")
+        return [
+            str(dist.binary),
+            f"--model-repository={self.repository.resolve()}",
+            f"--backend-directory={backends}",
+            *self.serving_flags(),
+            f"--http-address={self.host}",
+            f"--grpc-address={self.host}",
             # Tiles are megabytes: a large first shared-memory region spares the python
             # backend a resize on every request.
             "--backend-config=python,shm-default-byte-size=67108864",
             "--backend-config=python,shm-growth-byte-size=67108864",
-            "--log-verbose=0",
             *self.extra_args,
         ]
 

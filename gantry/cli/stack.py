@@ -180,6 +180,11 @@ def worker(
     os.execv(sys.executable, worker_command(queues))
 
 
+def gateway() -> None:
+    """Run the gateway (HTTP and gRPC) in the foreground: what containers run."""
+    os.execv(sys.executable, gateway_command(get_settings()))
+
+
 def register(app: typer.Typer) -> None:
-    for command in (up, down, status, worker):
+    for command in (up, down, status, worker, gateway):
         app.command()(command)
