@@ -22,6 +22,23 @@ ENV_PREFIX = "GANTRY_"
 # The checkout this package runs from; only used to find ../shared/data beside a checkout.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
+# Settings whose defaults only make sense on one machine (loopback addresses, embedded SQLite
+# stores, paths under ~ or beside a checkout, no auth): every deployment sets them
+# (docker-compose.yml, deploy/k8s; tests/deploy hold those files to this list).
+DEPLOYMENT_SETTINGS = (
+    "home",
+    "state_dir",
+    "model_repository",
+    "data_dir",
+    "triton_host",
+    "gateway_host",
+    "broker_url",
+    "jobs_db_url",
+    "auth_mode",
+)
+# Those holding credentials: files in GANTRY_SECRETS_DIR, never plain environment.
+SECRET_SETTINGS = ("jobs_db_url",)
+
 
 def default_home() -> Path:
     """``$XDG_DATA_HOME/gantry`` (``~/.local/share/gantry`` when that is unset)."""
@@ -183,5 +200,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once.
+
+    Values may also come from files named after the variables (``gantry_jobs_db_url``) in
+    ``$GANTRY_SECRETS_DIR``: how containers get secrets (compose ``secrets:``, Kubernetes
+    Secret volumes) without putting them in the environment.
+    """
+    secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or None
+    return Settings(_secrets_dir=secrets_dir)

@@ -1,0 +1,1 @@
+"""Container images: the Dockerfile, pinned requirements, and the script that pins them."""
