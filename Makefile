@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	# The CPU build of PyTorch; any other torch spec would pull CUDA wheels.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[trainer,serve,dev]'
-	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0 vintagify==0.1.2
 	touch $@
 
 install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gantry.core.registry import Registry
-from workers.params import JobParams, SuperresBatchParams, SynthesisParams
+from workers.params import JobParams, SuperresBatchParams, SynthesisParams, TrainParams
 
 if TYPE_CHECKING:
     from workers.runner import JobContext
@@ -58,6 +58,15 @@ for _kind in (
         SynthesisParams,
         "workers.jobs.synthesis:run",
         "a label map to an image (2048x1024 by default); the result is a PNG",
+    ),
+    JobKind(
+        "train",
+        "gantry.train",
+        TRAINING_QUEUE,
+        TrainParams,
+        "workers.jobs.train:run",
+        "a training run of a shipped config (resumes from its checkpoint after a worker "
+        "loss); with publish, a new model version; the result is a zip of its files",
     ),
 ):
     JOB_KINDS.add(_kind.name, _kind)

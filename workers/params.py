@@ -10,12 +10,14 @@ again when it runs the job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gantry.core.errors import InvalidInput
 from gantry.core.settings import Settings
+from gantry.core.training import load_train_config
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.image_to_image import resolve_tile
 from gantry.serving.synthesis import check_size
@@ -93,3 +95,24 @@ class SynthesisParams(JobParams):
         super().check(submission)
         built = submission.catalog.resolve(self.model, task="synthesis", version=self.version)
         check_size(built, self.width, self.height)
+
+
+class TrainParams(JobParams):
+    """A training run of a shipped config (``gantry train`` as a job, on the training queue)."""
+
+    config: str = Field(description="a shipped training config, e.g. pix2pix-facades")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description='config keys to override, dotted for sections: {"steps": 30, "optim.lr": 1e-4}',
+    )
+    publish: bool = Field(
+        default=False, description="export the trained generator as the next model version"
+    )
+
+    def check(self, submission: Submission) -> None:
+        if Path(self.config).suffix in (".yaml", ".yml"):
+            # Jobs run shipped configs: a path would read files on the worker's machine.
+            raise InvalidInput("unknown_config", "a job names a shipped config, not a file")
+        config = load_train_config(self.config, self.overrides)
+        if self.publish and config.publish is None:
+            raise InvalidInput("not_publishable", f"config {self.config} names no model")

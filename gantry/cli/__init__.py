@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gantry import __version__
-from gantry.cli import bench, jobs, keys, models, stack
+from gantry.cli import bench, jobs, keys, models, stack, train
 from gantry.cli.console import console
 
 app = typer.Typer(help="Gantry: GAN and face models served by Triton.", no_args_is_help=True)
@@ -34,5 +34,6 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(keys.app, name="keys")
 stack.register(app)
 bench.register(app)
+train.register(app)
 
 __all__ = ["app"]

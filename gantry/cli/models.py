@@ -112,7 +112,7 @@ def list_models(repository: RepositoryOption = None) -> None:
     console.print(table)
 
 
-def _load_into_triton(settings: Settings, name: str) -> None:
+def load_into_triton(settings: Settings, name: str) -> None:
     """Ask the running Triton to (re)load ``name``; say so when none runs."""
     control = TritonControl(settings.triton_http_url)
     if not control.is_live():
@@ -156,7 +156,7 @@ def publish(
     )
     repo = ModelRepository(options.repository)
     try:
-        _load_into_triton(settings, name)
+        load_into_triton(settings, name)
     except GantryError as error:
         console.print(f"[red]{error.message}")
         raise typer.Exit(1) from error

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         description="real images for the export parity gate (../shared/data beside a checkout)",
     )
 
+    checkpoint_dir: Path = Field(
+        default_factory=lambda data: data["home"] / "checkpoints",
+        description="training runs: checkpoints, metrics, samples, curves (one folder a run)",
+    )
+    # Where training runs: auto picks CUDA when a GPU is visible (training workers are GPU
+    # workers in deployments), else the CPU.
+    train_device: Literal["auto", "cpu", "cuda"] = "auto"
+
     # --- Triton ------------------------------------------------------------------------
     triton_host: str = "127.0.0.1"
     triton_http_port: int = 8000

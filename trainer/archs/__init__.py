@@ -36,10 +36,12 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 # Imported for their side effect: each module registers its variants in ARCHS. They sit
 # below ARCHS because they import it from this package.
 from trainer.archs import (  # noqa: E402
+    cyclegan,
     dlib_resnet,
     iresnet,
     mobilefacenet,
     mtcnn,
+    pix2pix,
     pix2pixhd,
     retinaface,
     rrdbnet,
@@ -49,10 +51,12 @@ from trainer.archs import (  # noqa: E402
 __all__ = [
     "ARCHS",
     "build_network",
+    "cyclegan",
     "dlib_resnet",
     "iresnet",
     "mobilefacenet",
     "mtcnn",
+    "pix2pix",
     "pix2pixhd",
     "retinaface",
     "rrdbnet",

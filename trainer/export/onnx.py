@@ -34,7 +34,9 @@ class ParityReport:
 def probe_shape(card: ModelCard, side: int = 64) -> tuple[int, ...]:
     """An input shape (batch 1) for tracing and counting: dynamic dims become ``side``."""
     dims = card.inputs[0].dims
-    return (1, *(d if d > 0 else max(side, card.min_input_size) for d in dims))
+    multiple = card.size_multiple
+    side = -(-max(side, card.min_input_size) // multiple) * multiple  # rounded up to a multiple
+    return (1, *(d if d > 0 else side for d in dims))
 
 
 def _dynamic_axes(card: ModelCard) -> dict[str, dict[int, str]]:
@@ -69,7 +71,7 @@ def export_onnx(
     shape = probe_shape(card)
     # Trace with a non-square input so no height/width confusion can hide in the graph.
     if len(shape) == 4 and card.input_hw is None:
-        shape = (shape[0], shape[1], shape[2], shape[3] + 8)
+        shape = (shape[0], shape[1], shape[2], shape[3] + max(8, card.size_multiple))
     dummy = torch.rand(*shape)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -59,10 +59,12 @@ def _fixed_size(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
     return np.asarray(square.resize((fixed[1], fixed[0]), Image.Resampling.BILINEAR))
 
 
-def _crop(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def _crop(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
+    """A centre crop of SUPERRES_CROP px, grown to the card's size multiple and minimum."""
+    side = -(-max(SUPERRES_CROP, card.min_input_size) // card.size_multiple) * card.size_multiple
     h, w = rgb.shape[:2]
-    top, left = max((h - SUPERRES_CROP) // 2, 0), max((w - SUPERRES_CROP) // 2, 0)
-    return rgb[top : top + SUPERRES_CROP, left : left + SUPERRES_CROP]
+    top, left = max((h - side) // 2, 0), max((w - side) // 2, 0)
+    return rgb[top : top + side, left : left + side]
 
 
 def _shrunk(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
@@ -77,7 +79,7 @@ def _shrunk(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
 @PROBES.register("image_to_image")
 def _image_crops(card: ModelCard, data_dir: Path) -> Probe:
     """Crops of Set5 photos (dynamic H, W)."""
-    return [(n, normalise(_crop(rgb), card)) for n, rgb in _photos(data_dir, _SET5_LR)]
+    return [(n, normalise(_crop(rgb, card), card)) for n, rgb in _photos(data_dir, _SET5_LR)]
 
 
 @PROBES.register("face_detection")

@@ -16,6 +16,7 @@ import torch
 
 from gantry.core.cards import ModelCard
 from gantry.core.registry import Registry
+from trainer.weights.checkpoint import load_checkpoint
 
 StateDict = dict[str, torch.Tensor]
 
@@ -65,6 +66,24 @@ def _pix2pixhd(card: ModelCard, checkpoint: Path | None) -> StateDict:
     if checkpoint is not None:
         return load_official_pix2pixhd(checkpoint, card.architecture, **card.arch_kwargs)
     return state_dict_facades_tiny()
+
+
+@WEIGHT_SOURCES.register("vintagify")
+def _vintagify(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.vintagify import load_official_cyclegan, state_dict_from_vintagify
+
+    if checkpoint is not None:
+        return load_official_cyclegan(checkpoint, card.architecture, **card.arch_kwargs)
+    return state_dict_from_vintagify(arch=card.architecture)
+
+
+@WEIGHT_SOURCES.register("training_run")
+def _training_run(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.trained import state_dict_from_training
+
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, card.architecture, **card.arch_kwargs)
+    return state_dict_from_training(card)
 
 
 def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:

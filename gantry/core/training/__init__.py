@@ -1,0 +1,34 @@
+"""Training configs: typed schemas (one per recipe) and the YAML files Gantry ships.
+
+A config is a YAML file: a ``base`` it extends (another shipped config), then its own keys;
+``--set key=value`` overrides (dotted keys reach into sections) come last, and the result is
+validated by the recipe's schema, so a typo fails on load with the field's name. The schemas
+live here, beside the model cards and without torch, because the gateway validates a training
+job's config at submission; the recipes that run them live in ``trainer/recipes``.
+"""
+
+from gantry.core.training.loader import (
+    CONFIG_DIR,
+    load_train_config,
+    parse_overrides,
+    shipped_configs,
+)
+from gantry.core.training.schema import (
+    CONFIG_TYPES,
+    DataConfig,
+    OptimConfig,
+    Pix2PixConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "CONFIG_DIR",
+    "CONFIG_TYPES",
+    "DataConfig",
+    "OptimConfig",
+    "Pix2PixConfig",
+    "TrainConfig",
+    "load_train_config",
+    "parse_overrides",
+    "shipped_configs",
+]

@@ -1,0 +1,99 @@
+"""The schema of every training config: the loop's fields, then one subclass per recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gantry.core.registry import Registry
+
+# The adversarial losses of trainer/losses (tests hold the two lists equal).
+GanLossName = Literal["minimax", "nonsaturating", "lsgan", "wgan", "hinge", "relativistic_average"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class OptimConfig(_Strict):
+    """Adam (the GAN default) for every network of a recipe, unless the recipe says otherwise."""
+
+    lr: float = Field(default=2e-4, gt=0)
+    beta1: float = Field(default=0.5, ge=0, lt=1)
+    beta2: float = Field(default=0.999, ge=0, lt=1)
+
+
+class DataConfig(_Strict):
+    """Which dataset under the data directory, at what size, and what is held aside."""
+
+    dataset: str = Field(description="a dataset of trainer/data, e.g. cmp_facades")
+    size: int = Field(default=128, ge=16, description="square training size in pixels")
+    flip: bool = Field(default=True, description="random horizontal flips")
+    val_images: int = Field(
+        default=8, ge=1, description="held-aside images the run is measured on (never trained on)"
+    )
+
+
+class TrainConfig(_Strict):
+    """What every recipe's run has: budgets, seeds, intervals, precision, publishing."""
+
+    recipe: str = Field(description="the trainer/recipes family that runs this config")
+    description: str = ""
+    steps: int = Field(ge=1, description="optimiser steps (the run stops at this step)")
+    time_limit_s: float | None = Field(
+        default=None, gt=0, description="stop (with a checkpoint) after this many seconds"
+    )
+    seed: int = 0
+    batch_size: int = Field(default=1, ge=1, description="images per step per process")
+    amp: bool = Field(default=False, description="mixed precision (fp16 on CUDA, bf16 on CPU)")
+    log_every: int = Field(default=10, ge=1, description="steps between metric rows")
+    checkpoint_every: int = Field(default=100, ge=1)
+    sample_every: int = Field(default=100, ge=1, description="steps between sample grids")
+    eval_every: int = Field(
+        default=0, ge=0, description="steps between held-aside evaluations (0: start and end)"
+    )
+    keep_checkpoints: int = Field(default=2, ge=1)
+    ema_decay: float = Field(
+        default=0.0, ge=0, lt=1, description="EMA of the generator's weights (0: off)"
+    )
+    optim: OptimConfig = OptimConfig()
+    data: DataConfig
+    publish: str | None = Field(
+        default=None, description="the model (card name) a run with --publish exports to"
+    )
+    build_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="steps `gantry models build` trains the published model's version 1 with",
+    )
+
+
+class Pix2PixConfig(TrainConfig):
+    """pix2pix (Isola et al., 2017): U-Net G, 70x70 PatchGAN on (input, output), cGAN + λ·L1."""
+
+    recipe: Literal["pix2pix"] = "pix2pix"
+    generator: str = "pix2pix_unet_tiny"
+    discriminator: str = "patchgan70_tiny"
+    gan_loss: GanLossName = Field(
+        default="nonsaturating", description="junyanz's 'vanilla' is the non-saturating loss"
+    )
+    lambda_l1: float = Field(default=100.0, ge=0)
+    perceptual_weights: Path | None = Field(
+        default=None, description="a torchvision VGG19 state_dict for a perceptual term"
+    )
+    lambda_perceptual: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _perceptual_needs_weights(self) -> Pix2PixConfig:
+        if self.lambda_perceptual > 0 and self.perceptual_weights is None:
+            raise ValueError(
+                "lambda_perceptual > 0 needs perceptual_weights: no ImageNet VGG19 weights "
+                "ship with Gantry, so the file must be yours"
+            )
+        return self
+
+
+CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
+CONFIG_TYPES.add("pix2pix", Pix2PixConfig)

@@ -1,0 +1,64 @@
+"""Paired image datasets: an input image and its target, e.g. a facade label map and photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+
+from trainer.data import DATASETS, Sample, Split
+
+FACADES = Path("train") / "cmp_facades"
+
+
+def _to_tensor(image: NDArray[np.uint8], flip: bool) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float in [-1, 1], mirrored left-right if ``flip``."""
+    if flip:
+        image = image[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(image).transpose(2, 0, 1)).float() / 127.5 - 1
+
+
+class PairedImages:
+    """``label/<stem>.png`` → ``photo/<stem>.jpg`` pairs of one split, held in memory.
+
+    The label maps are palette PNGs whose values are CMP classes; as RGB they are the
+    colour-coded maps pix2pix's facades set is made of, so ``input`` is that colour image
+    (resized NEAREST, so no new colours appear) and ``target`` the photo (BICUBIC).
+    """
+
+    def __init__(self, root: Path, size: int) -> None:
+        labels = {p.stem for p in (root / "label").glob("*.png")}
+        photos = {p.stem for p in (root / "photo").glob("*.jpg")}
+        self.names = sorted(labels & photos)
+        if not self.names:
+            raise FileNotFoundError(f"no label/photo pairs under {root}")
+        self.inputs = np.stack(
+            [self._load(root / "label" / f"{n}.png", size, True) for n in self.names]
+        )
+        self.targets = np.stack(
+            [self._load(root / "photo" / f"{n}.jpg", size, False) for n in self.names]
+        )
+
+    @staticmethod
+    def _load(path: Path, size: int, nearest: bool) -> NDArray[np.uint8]:
+        resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB").resize((size, size), resample))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sample(self, index: int, flip: bool = False) -> Sample:
+        return {
+            "input": _to_tensor(self.inputs[index], flip),
+            "target": _to_tensor(self.targets[index], flip),
+        }
+
+
+@DATASETS.register("cmp_facades")
+def cmp_facades(data_dir: Path, split: Split, size: int) -> PairedImages:
+    """CMP facades (research only): colour label map → photo, ``train`` 302 / ``val`` 37."""
+    return PairedImages(data_dir / FACADES / split, size)

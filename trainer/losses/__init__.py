@@ -1,0 +1,70 @@
+"""The GAN loss zoo: adversarial losses by name, penalties, pixel and perceptual losses.
+
+Adversarial losses are registered in ``GAN_LOSSES`` and built with ``build_gan_loss(name)``;
+each has ``discriminator(real_logits, fake_logits)`` and ``generator(fake_logits,
+real_logits=None)`` and accepts a multi-scale D's list of outputs (summed over scales). The
+rest are plain functions and modules, combined by the training recipes.
+"""
+
+from __future__ import annotations
+
+from trainer.losses.adversarial import (
+    GAN_LOSSES,
+    GANLoss,
+    HingeGANLoss,
+    Logits,
+    LSGANLoss,
+    MinimaxGANLoss,
+    NonSaturatingGANLoss,
+    RelativisticAverageGANLoss,
+    WassersteinGANLoss,
+    build_gan_loss,
+    per_scale,
+)
+from trainer.losses.penalties import clip_weights, gradient_penalty, r1_penalty, wgan_optimizer
+from trainer.losses.perceptual import (
+    PERCEPTUAL_OFF_REASON,
+    VGG19_CONV_LAYERS,
+    PerceptualWeightsMissing,
+    VGGPerceptualLoss,
+    perceptual_loss_or_none,
+    vgg19_features,
+)
+from trainer.losses.pixel import (
+    L1Loss,
+    MSELoss,
+    cycle_consistency,
+    feature_matching,
+    identity,
+    total_variation,
+)
+
+__all__ = [
+    "GAN_LOSSES",
+    "PERCEPTUAL_OFF_REASON",
+    "VGG19_CONV_LAYERS",
+    "GANLoss",
+    "HingeGANLoss",
+    "L1Loss",
+    "LSGANLoss",
+    "Logits",
+    "MSELoss",
+    "MinimaxGANLoss",
+    "NonSaturatingGANLoss",
+    "PerceptualWeightsMissing",
+    "RelativisticAverageGANLoss",
+    "VGGPerceptualLoss",
+    "WassersteinGANLoss",
+    "build_gan_loss",
+    "clip_weights",
+    "cycle_consistency",
+    "feature_matching",
+    "gradient_penalty",
+    "identity",
+    "per_scale",
+    "perceptual_loss_or_none",
+    "r1_penalty",
+    "total_variation",
+    "vgg19_features",
+    "wgan_optimizer",
+]

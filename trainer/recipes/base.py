@@ -1,0 +1,90 @@
+"""What a family's recipe provides to the training loop, and the helpers it gets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from gantry.core.training import TrainConfig
+from trainer.data import Sample, TrainingDataset
+
+
+class Recipe(ABC):
+    """A family's training: networks, optimisers, one step, evaluation, samples.
+
+    The loop builds the recipe, may wrap ``networks`` in DistributedDataParallel (so steps
+    call ``self.networks[name]``, never a saved reference), checkpoints ``networks``,
+    ``optimizers`` and ``scalers``, keeps the EMA of ``generator_key``'s network, and exports
+    that network when a run publishes.
+    """
+
+    config_type: ClassVar[type[TrainConfig]]
+    generator_key: ClassVar[str] = "generator"
+
+    def __init__(self, config: TrainConfig, *, data_dir: Path, device: torch.device) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.device = device
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+
+    # --- what each family writes -----------------------------------------------------------
+    @abstractmethod
+    def build(self) -> None:
+        """Create ``networks`` (on ``device``) and ``optimizers`` (one per network trained)."""
+
+    @abstractmethod
+    def train_dataset(self) -> TrainingDataset:
+        """The samples steps draw from."""
+
+    @abstractmethod
+    def train_step(self, batch: Sample, step: int) -> dict[str, float]:
+        """One optimisation step on ``batch`` (on ``device``); returns its losses."""
+
+    @abstractmethod
+    def evaluate(self, generator: nn.Module) -> dict[str, float]:
+        """Figures on held-aside data (never trained on) for ``generator`` (eval mode)."""
+
+    @abstractmethod
+    def samples(self, generator: nn.Module) -> list[list[torch.Tensor]]:
+        """Rows of (3, H, W) images in [-1, 1] for the sample grid (input, output, ...)."""
+
+    @abstractmethod
+    def generator_architecture(self) -> str:
+        """The registered architecture of the generator a run publishes."""
+
+    # --- helpers ---------------------------------------------------------------------------
+    def adam(self, module: nn.Module) -> torch.optim.Adam:
+        """Adam with the config's learning rate and betas."""
+        optim = self.config.optim
+        return torch.optim.Adam(module.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2))
+
+    def add(self, name: str, network: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+        """Register a network (moved to the device) and its optimiser (and AMP scaler)."""
+        self.networks[name] = network.to(self.device)
+        if optimizer is not None:
+            self.optimizers[name] = optimizer
+            self.scalers[name] = torch.amp.GradScaler(
+                self.device.type, enabled=self.config.amp and self.device.type == "cuda"
+            )
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """Mixed precision when the config asks (fp16 on CUDA, bf16 on CPU)."""
+        if not self.config.amp:
+            return nullcontext()
+        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Zero ``name``'s gradients, back-propagate ``loss`` (scaled under AMP), step."""
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
