@@ -15,6 +15,7 @@ BENCH_SUITES = (
     "faces_calibrate",
     "synthesis",
     "load",
+    "train",
 )
 
 

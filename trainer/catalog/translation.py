@@ -39,3 +39,32 @@ def pix2pix_facades() -> ModelCard:
         ),
         spec=ImageToImageSpec(output_range=(-1.0, 1.0)),
     )
+
+
+@CARDS.register("cyclegan-vintagify")
+def cyclegan_vintagify() -> ModelCard:
+    """CycleGAN ResNet-9 generator, modern photo → vintage look (vintagify's G_A2B)."""
+    return ModelCard(
+        name="cyclegan-vintagify",
+        architecture="cyclegan_vintagify",
+        description="CycleGAN generator (ResNet, 9 blocks, affine instance norm, 11.4M "
+        "parameters) translating modern photos to a vintage look; trained by the vintagify "
+        "authors at 512x512 (epoch 33).",
+        inputs=(TensorSpec(name="image", dims=(3, -1, -1)),),
+        outputs=(TensorSpec(name="translated", dims=(3, -1, -1)),),
+        # vintagify: ToTensor then Normalize(0.5, 0.5), i.e. RGB in [-1, 1]; output the same.
+        value_range=(-1.0, 1.0),
+        # Two stride-2 downsamplings and two transposed convs: H and W multiples of 4.
+        min_input_size=8,
+        size_multiple=4,
+        max_batch_size=1,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="vintagify",
+            source="vintagify==0.1.2 wheel, vintagify/resources/G_A2B_epoch33.pth",
+            license="MIT (vintagify)",
+            upstream="junyanz/pytorch-CycleGAN-and-pix2pix (ResnetGenerator keys; vintagify "
+            "names the residual blocks `block`)",
+        ),
+        spec=ImageToImageSpec(output_range=(-1.0, 1.0)),
+    )
