@@ -80,9 +80,12 @@ def train(
         completed = subprocess.run(torchrun_command(launch, args), env=env)
         if completed.returncode != 0:
             raise typer.Exit(completed.returncode)
-        result = runs.finished(settings, run_name)
-        if result is None:  # another node is rank 0 and holds the run's files
+        if node_rank != 0:  # node 0 holds rank 0: it reports and publishes
             return
+        result = runs.finished(settings, run_name)
+        if result is None:
+            console.print(f"[red]run {run_name} left no result")
+            raise typer.Exit(1)
     else:
         result = _train_here(spec, show=int(os.environ.get("RANK", "0")) == 0)
         if under_torchrun:

@@ -43,7 +43,7 @@ CUSTOM = {"keda.sh/v1alpha1": "ScaledObject", "monitoring.coreos.com/v1": "PodMo
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 REQUIREMENTS = REPO / "deploy" / "docker" / "requirements"
 # `gantry` commands the manifests run that land with a later issue.
-PENDING = {"train": "issue 9 (the training loop's CLI)"}
+PENDING: dict[str, str] = {}
 GPU = "nvidia.com/gpu"
 
 
@@ -247,6 +247,20 @@ def _parse(args: list[str]) -> None:
     command.make_context(args[0], rest)
 
 
+def _expanded(c: Container) -> list[str]:
+    """The command with Kubernetes' ``$(VAR)`` references to the container's own environment
+    (``env`` entries, ``valueFrom`` included) replaced by a sample value, as kubelet would."""
+    declared = set(c.env)
+    for spec in c.pod.get("containers", []):
+        declared |= {e["name"] for e in spec.get("env", [])}
+
+    def sample(match: re.Match[str]) -> str:
+        assert match.group(1) in declared, f"{c.where}: $({match.group(1)}) is not in its env"
+        return c.env.get(match.group(1)) or "0"
+
+    return [re.sub(r"\$\((\w+)\)", sample, arg) for arg in c.command]
+
+
 def test_gantry_commands_are_the_clis_own() -> None:
     queues: list[str] = []
     for c in _all_gantry():
@@ -256,7 +270,7 @@ def test_gantry_commands_are_the_clis_own() -> None:
                 f"`gantry {c.command[1]}` exists now: drop it from PENDING"
             )
             continue
-        _parse(c.command)
+        _parse(_expanded(c))
         if c.command[1] == "worker":
             queues += c.command[c.command.index("--queues") + 1].split(",")
     assert set(queues) == {INFERENCE_QUEUE, TRAINING_QUEUE}
