@@ -17,20 +17,12 @@ from PIL import Image
 from gantry.core.training import load_train_config
 from gantry.core.training.schema import GanLossName
 from tests.paths import DATA, REPO
+from tests.training import SMALL_RUN
 from trainer import checkpointing
 from trainer.loop import GENERATOR_FILE, RESULT_FILE, StepReport, train
 from trainer.losses import GAN_LOSSES
 
-# Small enough for seconds a run: 64 px, two images a step, four held aside.
-SMALL = {
-    "data.size": 64,
-    "data.val_images": 4,
-    "batch_size": 2,
-    "log_every": 2,
-    "checkpoint_every": 4,
-    "sample_every": 4,
-    "time_limit_s": None,
-}
+SMALL = SMALL_RUN
 
 
 def _config(**overrides: Any):  # type: ignore[no-untyped-def]

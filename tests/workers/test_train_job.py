@@ -15,18 +15,10 @@ from gantry.core.settings import Settings
 from gantry.serving.triton import TritonControl
 from tests.conftest import copy_repository, stack_settings
 from tests.paths import DATA
+from tests.training import SMALL_RUN
 from tests.workers.conftest import FINAL, JobStack, api, make_stack, wait_for
 
-# A few seconds of pix2pix at 64 px; a checkpoint every 4 steps.
-SMALL = {
-    "data.size": 64,
-    "data.val_images": 4,
-    "batch_size": 2,
-    "log_every": 2,
-    "checkpoint_every": 4,
-    "sample_every": 8,
-    "time_limit_s": None,
-}
+SMALL = {**SMALL_RUN, "sample_every": 8}
 LABEL_MAP = DATA / "train" / "cmp_facades" / "val" / "label"
 
 

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from trainer.archs import ARCHS
-from trainer.archs.pix2pix import RGB, Norm, check_input_size, conv_bias, init_normal_, norm_layer
+from trainer.archs.pix2pix import RGB, Norm, conv_bias, init_normal_, norm_layer
+from trainer.archs.sizes import check_input_size
 
 Padding = Literal["reflect", "replicate", "zero"]
 

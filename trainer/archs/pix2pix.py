@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from trainer.archs import ARCHS
+from trainer.archs.sizes import check_input_size
 
 Norm = Literal["batch", "instance"]
 
@@ -106,21 +107,6 @@ def init_normal_(module: nn.Module, gain: float = INIT_GAIN) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
-
-
-def check_input_size(x: torch.Tensor, multiple: int, minimum: int, what: str) -> None:
-    """Fail early, with the rule, on an input the network would misalign.
-
-    Skipped during ONNX export: there the sizes stand for symbolic axes, and the served model's
-    card states the same rule (``size_multiple``, ``min_input_size``).
-    """
-    if torch.onnx.is_in_onnx_export():
-        return
-    h, w = x.shape[-2:]
-    if h % multiple or w % multiple or h < minimum or w < minimum:
-        raise ValueError(
-            f"{what}: H and W must be multiples of {multiple} and at least {minimum}, got {h}x{w}"
-        )
 
 
 class UnetSkipConnectionBlock(nn.Module):

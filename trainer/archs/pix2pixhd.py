@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from trainer.archs import ARCHS
+from trainer.archs.sizes import check_input_size
 
 Norm = Literal["instance", "batch"]
 
@@ -167,21 +168,6 @@ def _global_layers(
     return layers + _head(ngf, output_nc)
 
 
-def _check_size(x: torch.Tensor, multiple: int, minimum: int, what: str) -> None:
-    """Fail early, with the rule, on an input the network would misalign or cannot pad.
-
-    Skipped during ONNX export: there the sizes stand for symbolic axes, and the served
-    model's card states the same rule instead.
-    """
-    if torch.onnx.is_in_onnx_export():
-        return
-    h, w = x.shape[-2:]
-    if h % multiple or w % multiple or h < minimum or w < minimum:
-        raise ValueError(
-            f"{what}: H and W must be multiples of {multiple} and at least {minimum}, got {h}x{w}"
-        )
-
-
 class GlobalGenerator(nn.Module):
     """pix2pixHD's G1: a ResNet encoder-decoder on the label map.
 
@@ -224,7 +210,7 @@ class GlobalGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, input_nc, H, W) → (N, output_nc, H, W) in [-1, 1]."""
-        _check_size(x, self.size_multiple, self.min_size, "GlobalGenerator")
+        check_input_size(x, self.size_multiple, self.min_size, "GlobalGenerator")
         return self.model(x)
 
 
@@ -299,7 +285,7 @@ class LocalEnhancer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, input_nc, H, W) → (N, output_nc, H, W) in [-1, 1]."""
-        _check_size(x, self.size_multiple, self.min_size, "LocalEnhancer")
+        check_input_size(x, self.size_multiple, self.min_size, "LocalEnhancer")
         pyramid = [x]
         for _ in range(self.n_local_enhancers):
             pyramid.append(self.downsample(pyramid[-1]))
@@ -380,7 +366,7 @@ class Encoder(nn.Module):
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """Per-pixel features before pooling, (N, output_nc, H, W) in [-1, 1]."""
-        _check_size(image, self.size_multiple, self.size_multiple, "Encoder")
+        check_input_size(image, self.size_multiple, self.size_multiple, "Encoder")
         return self.model(image)
 
     def forward(self, image: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
