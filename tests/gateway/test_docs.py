@@ -28,7 +28,11 @@ def test_document_types_what_the_platform_serves(client: TestClient) -> None:
     assert {"realesrgan-x4plus", "realesr-animevideov3-x2"} <= superres_models
     assert "dlib-resnet-v1" in schemas["FaceEmbeddingModel"]["enum"]
     assert schemas["Detector"]["enum"] == ["mtcnn", "retinaface"]
-    assert set(schemas["JobRequest"]["discriminator"]["mapping"]) == {"superres_batch", "synthesis"}
+    assert set(schemas["JobRequest"]["discriminator"]["mapping"]) == {
+        "superres_batch",
+        "synthesis",
+        "train",
+    }
     assert schemas["Body_superres"]["properties"]["image"]["format"] == "binary"
     assert "HTTPValidationError" not in schemas
     paths = spec["paths"]

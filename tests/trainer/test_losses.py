@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gantry.core.registry import UnknownNameError
@@ -31,7 +32,6 @@ from trainer.losses import (
     vgg19_features,
     wgan_optimizer,
 )
-from trainer.train.pix2pixhd import feature_matching_loss
 from trainer.weights.errors import WeightImportError
 
 ALL_GAN_LOSSES = GAN_LOSSES.names()
@@ -330,7 +330,14 @@ def test_feature_matching_pix2pixhd_weighting_matches_the_training_recipe() -> N
     fake, real = _d_features(seed=50), _d_features(seed=60)
     ours = feature_matching(fake, real, weight=10.0, weighting="pix2pixhd")
     # Three intermediate maps per scale: a D with n_layers = 2 (n_layers + 1 before the scores).
-    torch.testing.assert_close(ours, feature_matching_loss(fake, real, 2, 10.0))
+    # pix2pixHD: each map's L1 weighs 4 / (n_layers + 1) and each scale 1 / num_D, times λ.
+    terms = [
+        F.l1_loss(f, r)
+        for fake_scale, real_scale in zip(fake, real, strict=True)
+        for f, r in zip(fake_scale[:-1], real_scale[:-1], strict=True)
+    ]
+    expected = torch.stack(terms).sum() * (4 / 3) * (1 / len(fake)) * 10.0
+    torch.testing.assert_close(ours, expected)
     torch.testing.assert_close(ours, 4 * feature_matching(fake, real, weight=10.0))
 
 

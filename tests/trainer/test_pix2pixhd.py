@@ -26,12 +26,10 @@ from trainer.archs.pix2pixhd import (
     instance_average,
 )
 from trainer.export.onnx import check_parity, export_onnx
-from trainer.train.pix2pixhd import FacadesTinyConfig, facades_dir, run_facades_tiny
-from trainer.weights import pix2pixhd as weights
+from trainer.weights.checkpoint import load_checkpoint
 from trainer.weights.errors import WeightImportError
-from trainer.weights.pix2pixhd import load_official_pix2pixhd
 
-FACADES = facades_dir(DATA)
+FACADES = DATA / "train" / "cmp_facades"
 needs_facades = pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} missing")
 
 
@@ -221,7 +219,7 @@ def test_official_checkpoint_loads_with_old_instance_norm_stats(tmp_path: Path) 
     raw["module.model1_2.0.conv_block.2.running_var"] = torch.ones(16)
     path = tmp_path / "latest_net_G.pth"
     torch.save(raw, path)
-    loaded = load_official_pix2pixhd(path, "pix2pixhd_facades_tiny")
+    loaded = load_checkpoint(path, "pix2pixhd_facades_tiny")
     assert set(loaded) == set(state)
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
@@ -230,14 +228,14 @@ def test_official_checkpoint_that_does_not_fit(tmp_path: Path) -> None:
     path = tmp_path / "latest_net_G.pth"
     torch.save(build_network("pix2pixhd_facades_tiny").state_dict(), path)
     with pytest.raises(WeightImportError, match="does not fit"):
-        load_official_pix2pixhd(path, "pix2pixhd_facades_tiny_encoder")
+        load_checkpoint(path, "pix2pixhd_facades_tiny_encoder")
     # A checkpoint trained with other options loads once they are passed through.
     with torch.device("meta"):
         small = build_network("pix2pixhd_local", input_nc=5, ngf=4, n_downsample_global=1)
     torch.save({k: torch.zeros(v.shape) for k, v in small.state_dict().items()}, path)
-    load_official_pix2pixhd(path, "pix2pixhd_local", input_nc=5, ngf=4, n_downsample_global=1)
+    load_checkpoint(path, "pix2pixhd_local", input_nc=5, ngf=4, n_downsample_global=1)
     with pytest.raises(WeightImportError):
-        load_official_pix2pixhd(path, "pix2pixhd_local")
+        load_checkpoint(path, "pix2pixhd_local")
 
 
 # --- ONNX ---------------------------------------------------------------------------------
@@ -277,49 +275,3 @@ def test_tiny_generator_exports_to_onnx_with_dynamic_size(tmp_path: Path) -> Non
     ]
     report = check_parity(model, path, card, images, tolerance=1e-4)
     assert report.max_abs_err < 1e-4
-
-
-# --- training -----------------------------------------------------------------------------
-
-
-@needs_facades
-def test_short_training_run_lowers_l1_and_is_deterministic() -> None:
-    run = run_facades_tiny(FacadesTinyConfig(steps=10), DATA)
-    assert len(run.history) == 10
-    assert all(np.isfinite(list(h.values())).all() for h in run.history)
-    assert run.l1_after < run.l1_before - 0.02
-    again = run_facades_tiny(FacadesTinyConfig(steps=2), DATA)
-    twice = run_facades_tiny(FacadesTinyConfig(steps=2), DATA)
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(
-            again.generator.state_dict().values(),
-            twice.generator.state_dict().values(),
-            strict=True,
-        )
-    )
-
-
-@needs_facades
-def test_facades_weights_are_cached_by_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cache = tmp_path / "weights" / "pix2pixhd_facades_tiny.pt"
-    config = FacadesTinyConfig(steps=1, size=(64, 64), eval_images=1)
-    first = weights.facades_tiny_weights(config, data_dir=DATA, cache=cache)
-    assert cache.is_file()
-    build_network("pix2pixhd_facades_tiny").load_state_dict(first.generator, strict=True)
-    build_network("pix2pixhd_facades_tiny_encoder").load_state_dict(first.encoder, strict=True)
-
-    def no_training(*_: object, **__: object) -> None:
-        raise AssertionError("trained again despite a matching cache")
-
-    monkeypatch.setattr(weights, "run_facades_tiny", no_training)
-    state = weights.state_dict_facades_tiny(config, data_dir=DATA, cache=cache)
-    assert all(torch.equal(state[k], first.generator[k]) for k in state)
-    with pytest.raises(AssertionError, match="trained again"):
-        weights.state_dict_facades_tiny(
-            FacadesTinyConfig(steps=1, size=(64, 64), eval_images=1, seed=1),
-            data_dir=DATA,
-            cache=cache,
-        )

@@ -603,6 +603,13 @@ def facades_tiny_generator() -> LocalEnhancer:
     )
 
 
+def facades_tiny_global() -> GlobalGenerator:
+    """G1 of the tiny facade generator, with its head: what coarse-to-fine training trains
+    first, at half resolution. Its ``model.{i}`` for every entry but the head's three are the
+    LocalEnhancer's ``model.{i}`` (same widths: ngf 8 x 2)."""
+    return GlobalGenerator(FACADES_INPUT_NC, RGB, ngf=16, n_downsampling=2, n_blocks=2)
+
+
 def facades_tiny_encoder() -> Encoder:
     """The encoder trained with the tiny facade generator: 3 features, H, W multiples of 8."""
     return Encoder(RGB, FACADES_FEAT_NUM, ngf=8, n_downsampling=3)
@@ -616,5 +623,6 @@ def facades_tiny_discriminator() -> MultiscaleDiscriminator:
 
 
 ARCHS.register("pix2pixhd_facades_tiny")(facades_tiny_generator)
+ARCHS.register("pix2pixhd_facades_tiny_global")(facades_tiny_global)
 ARCHS.register("pix2pixhd_facades_tiny_encoder")(facades_tiny_encoder)
 ARCHS.register("pix2pixhd_facades_tiny_discriminator")(facades_tiny_discriminator)

@@ -9,6 +9,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from gantry.core.labelmaps import CMP_FACADE_CLASSES, cmp_facade_classes, generator_input
 from trainer.data import DATASETS, Sample, Split
 
 FACADES = Path("train") / "cmp_facades"
@@ -62,3 +63,41 @@ class PairedImages:
 def cmp_facades(data_dir: Path, split: Split, size: int) -> PairedImages:
     """CMP facades (research only): colour label map → photo, ``train`` 302 / ``val`` 37."""
     return PairedImages(data_dir / FACADES / split, size)
+
+
+class FacadeLabelMaps(PairedImages):
+    """CMP facades as pix2pixHD reads them: class ids, not colours.
+
+    ``label`` is the generator's label part (12 one-hot classes + the instance boundary, the
+    label map standing in for the instance map, built by the same code the gateway uses),
+    ``inst`` the (1, H, W) class ids the encoder pools its features over, ``input`` the colour
+    map (for sample grids) and ``target`` the photo.
+    """
+
+    def __init__(self, root: Path, size: int) -> None:
+        super().__init__(root, size)
+        self.classes = np.stack(
+            [self._classes(root / "label" / f"{n}.png", size) for n in self.names]
+        )
+
+    @staticmethod
+    def _classes(path: Path, size: int) -> NDArray[np.int64]:
+        with Image.open(path) as im:
+            # Palette PNG: the pixel values are the class ids (convert("RGB") would lose them).
+            return cmp_facade_classes(np.asarray(im.resize((size, size), Image.Resampling.NEAREST)))
+
+    def sample(self, index: int, flip: bool = False) -> Sample:
+        classes = self.classes[index][:, ::-1] if flip else self.classes[index]
+        classes = np.ascontiguousarray(classes)
+        label = generator_input(classes, None, None, n_classes=len(CMP_FACADE_CLASSES))
+        return {
+            **super().sample(index, flip),
+            "label": torch.from_numpy(label),
+            "inst": torch.from_numpy(classes)[None],
+        }
+
+
+@DATASETS.register("cmp_facades_labels")
+def cmp_facades_labels(data_dir: Path, split: Split, size: int) -> FacadeLabelMaps:
+    """CMP facades (research only) as class maps: one-hot + boundary, instance ids, photo."""
+    return FacadeLabelMaps(data_dir / FACADES / split, size)

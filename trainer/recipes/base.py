@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import ClassVar
@@ -81,10 +82,27 @@ class Recipe(ABC):
         dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """Zero ``name``'s gradients, back-propagate ``loss`` (scaled under AMP), step."""
-        optimizer, scaler = self.optimizers[name], self.scalers[name]
-        optimizer.zero_grad(set_to_none=True)
+    def optimize(
+        self,
+        name: str,
+        loss: torch.Tensor,
+        *,
+        also: tuple[str, ...] = (),
+        frozen: Iterable[nn.Parameter] = (),
+    ) -> None:
+        """Back-propagate ``loss`` once (scaled under AMP) and step ``name``'s optimiser and
+        those in ``also`` (networks trained by the same loss, like pix2pixHD's G and E).
+
+        Parameters in ``frozen`` keep their values: their gradients are dropped before the
+        step (Adam skips a parameter without one), so DDP still sees every parameter used.
+        """
+        optimizers = [self.optimizers[n] for n in (name, *also)]
+        scaler = self.scalers[name]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
+        for parameter in frozen:
+            parameter.grad = None
+        for optimizer in optimizers:
+            scaler.step(optimizer)
         scaler.update()

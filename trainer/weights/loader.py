@@ -59,15 +59,6 @@ def _dlib_dat(card: ModelCard, checkpoint: Path | None) -> StateDict:
     return state_dict_from_dlib_dat(checkpoint)
 
 
-@WEIGHT_SOURCES.register("pix2pixhd")
-def _pix2pixhd(card: ModelCard, checkpoint: Path | None) -> StateDict:
-    from trainer.weights.pix2pixhd import load_official_pix2pixhd, state_dict_facades_tiny
-
-    if checkpoint is not None:
-        return load_official_pix2pixhd(checkpoint, card.architecture, **card.arch_kwargs)
-    return state_dict_facades_tiny()
-
-
 @WEIGHT_SOURCES.register("vintagify")
 def _vintagify(card: ModelCard, checkpoint: Path | None) -> StateDict:
     from trainer.weights.vintagify import load_official_cyclegan, state_dict_from_vintagify

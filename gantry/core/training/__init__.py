@@ -17,7 +17,9 @@ from gantry.core.training.schema import (
     CONFIG_TYPES,
     DataConfig,
     OptimConfig,
+    PerceptualTerm,
     Pix2PixConfig,
+    Pix2PixHDConfig,
     TrainConfig,
 )
 
@@ -26,7 +28,9 @@ __all__ = [
     "CONFIG_TYPES",
     "DataConfig",
     "OptimConfig",
+    "PerceptualTerm",
     "Pix2PixConfig",
+    "Pix2PixHDConfig",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",

@@ -70,7 +70,25 @@ class TrainConfig(_Strict):
     )
 
 
-class Pix2PixConfig(TrainConfig):
+class PerceptualTerm(_Strict):
+    """A VGG19 perceptual term (features before activation); off unless given a weights file."""
+
+    perceptual_weights: Path | None = Field(
+        default=None, description="a torchvision VGG19 state_dict (none ships with Gantry)"
+    )
+    lambda_perceptual: float = Field(default=0.0, ge=0, description="pix2pixHD uses 10")
+
+    @model_validator(mode="after")
+    def _perceptual_needs_weights(self) -> PerceptualTerm:
+        if self.lambda_perceptual > 0 and self.perceptual_weights is None:
+            raise ValueError(
+                "lambda_perceptual > 0 needs perceptual_weights: no ImageNet VGG19 weights "
+                "ship with Gantry, so the file must be yours"
+            )
+        return self
+
+
+class Pix2PixConfig(TrainConfig, PerceptualTerm):
     """pix2pix (Isola et al., 2017): U-Net G, 70x70 PatchGAN on (input, output), cGAN + λ·L1."""
 
     recipe: Literal["pix2pix"] = "pix2pix"
@@ -80,20 +98,43 @@ class Pix2PixConfig(TrainConfig):
         default="nonsaturating", description="junyanz's 'vanilla' is the non-saturating loss"
     )
     lambda_l1: float = Field(default=100.0, ge=0)
-    perceptual_weights: Path | None = Field(
-        default=None, description="a torchvision VGG19 state_dict for a perceptual term"
+
+
+class Pix2PixHDConfig(TrainConfig, PerceptualTerm):
+    """pix2pixHD (Wang et al., 2018): coarse-to-fine G (G1, then G2 with G1 fixed, then both),
+    multi-scale D, LSGAN + feature matching (+ VGG), instance boundary maps, feature encoder."""
+
+    recipe: Literal["pix2pixhd"] = "pix2pixhd"
+    generator: str = "pix2pixhd_facades_tiny"
+    global_generator: str = "pix2pixhd_facades_tiny_global"
+    encoder: str = "pix2pixhd_facades_tiny_encoder"
+    discriminator: str = "pix2pixhd_facades_tiny_discriminator"
+    global_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of steps training G1 alone at half size"
     )
-    lambda_perceptual: float = Field(default=0.0, ge=0)
+    fix_global_share: float = Field(
+        default=0.0, ge=0, le=1, description="then the share training G2 (and E), G1 fixed"
+    )
+
+    @property
+    def global_steps(self) -> int:
+        return round(self.steps * self.global_share)
+
+    @property
+    def fixed_until(self) -> int:
+        """The step from which G1 trains with G2 (pix2pixHD's ``niter_fix_global`` ends)."""
+        return self.global_steps + round(self.steps * self.fix_global_share)
 
     @model_validator(mode="after")
-    def _perceptual_needs_weights(self) -> Pix2PixConfig:
-        if self.lambda_perceptual > 0 and self.perceptual_weights is None:
-            raise ValueError(
-                "lambda_perceptual > 0 needs perceptual_weights: no ImageNet VGG19 weights "
-                "ship with Gantry, so the file must be yours"
-            )
+    def _phases_fit(self) -> Pix2PixHDConfig:
+        if self.global_share + self.fix_global_share > 1:
+            raise ValueError("global_share + fix_global_share must be at most 1")
         return self
+
+    gan_loss: GanLossName = "lsgan"
+    lambda_feat: float = Field(default=10.0, ge=0, description="feature matching weight")
 
 
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
+CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)

@@ -1,1 +1,0 @@
-"""Small, deterministic CPU training runs for models whose weights Gantry makes itself."""
