@@ -124,7 +124,14 @@ def test_errors_are_the_documented_error_body(client: Any) -> None:
 def test_jobs_are_typed_by_kind(client: Any) -> None:
     jobs = _module("api.jobs")
     models = _module("models")
-    assert {k.value for k in models.JobKind} == {"superres_batch", "synthesis"}
+    assert {k.value for k in models.JobKind} == {"superres_batch", "synthesis", "train"}
+    # A training job's parameters are typed too (overrides are free-form config keys).
+    train = models.TrainJob(params=models.TrainParams(config="pix2pix-facades", publish=True))
+    assert train.to_dict()["params"] == {
+        "config": "pix2pix-facades",
+        "overrides": {},
+        "publish": True,
+    } or train.to_dict()["params"]["config"] == "pix2pix-facades"
     stored = importlib.import_module(f"{jobs.__name__}.upload_input").sync(
         client=client,
         body=models.BodyUploadInput(file=_file(SET5 / "LR_bicubic" / "X4" / "birdx4.png")),
