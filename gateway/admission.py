@@ -44,7 +44,11 @@ class Admission:
     @classmethod
     def from_settings(cls, settings: Settings) -> Admission:
         return cls(
-            {"superres": settings.max_inflight_superres, "faces": settings.max_inflight_faces},
+            {
+                "superres": settings.max_inflight_superres,
+                "translate": settings.max_inflight_translate,
+                "faces": settings.max_inflight_faces,
+            },
             max_queued=settings.max_queued_requests,
             queue_timeout_s=settings.queue_timeout_s,
         )

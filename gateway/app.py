@@ -18,7 +18,7 @@ from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.frontdoor import FrontDoor
 from gateway.openapi import install_docs, install_openapi
-from gateway.routers import faces, health, jobs, models, superres
+from gateway.routers import faces, health, jobs, models, superres, translate
 from workers.interface import Jobs
 
 
@@ -66,7 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gantry = state
     install_error_handlers(app)
-    for router in (health.router, models.router, superres.router, faces.router, jobs.router):
+    for router in (
+        health.router,
+        models.router,
+        superres.router,
+        translate.router,
+        faces.router,
+        jobs.router,
+    ):
         app.include_router(router)
     install_openapi(app, state.pipelines.catalog, keys=authenticator is not None)
     install_docs(app)

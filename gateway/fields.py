@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import File, Form, Request, UploadFile
 from pydantic import BeforeValidator
@@ -27,6 +27,7 @@ VersionField = Annotated[
     FormInt | None, Form(ge=1, description="the model version; its promoted version if absent")
 ]
 DetectorField = Annotated[str | None, Form(description="retinaface (default) or mtcnn")]
+FormatField = Annotated[Literal["png", "jpeg", "webp"], Form(description="the output format")]
 
 
 async def strict_form(request: Request) -> None:

@@ -56,6 +56,9 @@ def route_policy(method: str, path: str, settings: Settings) -> RoutePolicy:
         return RoutePolicy("faces", "faces" if method == "POST" else None, limit)
     if path == "/v1/superres":
         return RoutePolicy("superres", "superres" if method == "POST" else None, upload)
+    if path == "/v1/translate":  # the image and an optional reference image
+        limit = 2 * settings.max_upload_bytes + MULTIPART_SLACK
+        return RoutePolicy("translate", "translate" if method == "POST" else None, limit)
     if path == "/v1/inputs":
         return RoutePolicy("jobs", None, settings.max_job_input_bytes + MULTIPART_SLACK)
     if path.startswith("/v1/jobs"):

@@ -38,6 +38,7 @@ DOCS_STATIC = "/docs/static"
 # (path, form field) → the tasks whose model names it takes.
 MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/superres", "model"): ("superres",),
+    ("/v1/translate", "model"): ("image_to_image",),
     ("/v1/faces/embed", "model"): ("face_embedding",),
     ("/v1/faces/verify", "model"): ("face_embedding",),
 }

@@ -20,3 +20,11 @@ def binary_content(*media_types: str) -> dict[str, dict[str, Any]]:
 def model_headers(model: str, version: int | str) -> dict[str, str]:
     """The headers naming the model (or models, comma-separated) and version that answered."""
     return {"X-Gantry-Model": model, "X-Gantry-Model-Version": str(version)}
+
+
+# An endpoint whose answer is an image (superres, translate).
+IMAGE_RESPONSES = {
+    "content": binary_content("image/png", "image/jpeg", "image/webp"),
+    "description": "the image, in the requested format (its Content-Type says which)",
+    "headers": MODEL_HEADERS,
+}

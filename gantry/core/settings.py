@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     grpc_port: int = 50051
     grpc_enabled: bool = True
     default_superres_model: str = "realesrgan-x4plus"
+    # POST /v1/translate without `model` (empty: the field is required). The vintage CycleGAN
+    # is MIT-licensed; pix2pix-facades is research only, so it is never the default.
+    default_translate_model: str = "cyclegan-vintagify"
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384
@@ -109,6 +112,7 @@ class Settings(BaseSettings):
     # Heavy requests in flight per family, and how many more may wait; beyond that, 503
     # `overloaded` with Retry-After, instead of unbounded memory.
     max_inflight_superres: int = 2
+    max_inflight_translate: int = 2
     max_inflight_faces: int = 4
     max_queued_requests: int = 8
     queue_timeout_s: float = 30.0

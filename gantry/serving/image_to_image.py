@@ -5,8 +5,12 @@ convolutional networks on images: one pipeline serves all of them, driven by the
 :class:`~gantry.core.cards.TiledImageSpec` (scale, tile, pads, output range). Synthesis
 builds its input from a label map and runs :meth:`ImageToImagePipeline.run_array` on it.
 
-Every window has the same size, so one image's tiles batch into one Triton request. Peak
-memory is the tile batch plus the output accumulator, never a whole-image activation.
+Any image size works with any model: the image is mirror-padded by the card's ``pre_pad``,
+then at the bottom and right up to the card's ``size_multiple`` (and ``min_input_size``),
+and the output is cropped back to the image (times the scale). Every window has the same
+size, so one image's tiles batch into one Triton request. Peak memory is the tile batch plus
+the output accumulator, never a whole-image activation (with tiles; a card without a
+``tile_size`` runs the whole image in one window unless the client asks for tiles).
 """
 
 from __future__ import annotations
@@ -34,7 +38,16 @@ from gantry.core.preprocess import normalise, to_unit_range
 from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.metrics import PIXELS_OUT, TILES
-from gantry.serving.tiling import Blender, TilePlan, crop_window, plan_tiles
+from gantry.serving.tiling import (
+    Blender,
+    Padding,
+    TilePlan,
+    crop_output,
+    crop_window,
+    fit_padding,
+    pad_image,
+    plan_tiles,
+)
 from gantry.serving.triton import TritonClient
 
 MAX_TILE = 1024
@@ -88,14 +101,25 @@ def tiled_spec(built: BuiltCard) -> TiledImageSpec:
     return spec
 
 
-def pre_pad(chw: NDArray[Any], pad: int) -> NDArray[Any]:
-    """Mirror-pad a C x H x W image by ``pad`` pixels on every side (contiguous float32)."""
-    if pad <= 0:
-        return np.ascontiguousarray(chw, dtype=np.float32)
-    widths = ((0, 0), (pad, pad), (pad, pad))
-    if min(chw.shape[1:]) > 1:
-        return np.pad(chw, widths, mode="reflect").astype(np.float32)
-    return np.pad(chw, widths, mode="edge").astype(np.float32)
+@dataclass(frozen=True)
+class ImagePlan:
+    """How one image runs: its padding to a size the network takes, and the windows."""
+
+    padding: Padding
+    tiles: TilePlan
+
+
+def network_padding(built: BuiltCard, height: int, width: int) -> Padding:
+    """The padding that makes a ``height`` x ``width`` image a valid input of the card's
+    network: ``pre_pad`` on every side, then up to ``size_multiple`` and ``min_input_size``."""
+    card = built.card
+    return fit_padding(
+        height,
+        width,
+        border=tiled_spec(built).pre_pad,
+        multiple=card.size_multiple,
+        minimum=card.min_input_size,
+    )
 
 
 def estimate_gflop(built: BuiltCard, plan: TilePlan) -> float:
@@ -104,16 +128,22 @@ def estimate_gflop(built: BuiltCard, plan: TilePlan) -> float:
 
 
 def resolve_tile(built: BuiltCard, tile: int | None) -> int:
-    """The tile size to use: the card's unless the client asked; validated."""
+    """The tile size to use: the card's unless the client asked; validated.
+
+    A window is a network input, so a tile is a multiple of the card's ``size_multiple`` and
+    at least its ``min_input_size`` (and leaves room inside its two pads).
+    """
     spec = tiled_spec(built)
     if tile is None:
         return spec.tile_size
-    pad = spec.tile_pad
-    if tile != 0 and not (2 * pad + 16 <= tile <= MAX_TILE):
+    multiple = built.card.size_multiple
+    low = max(2 * spec.tile_pad + 16, built.card.min_input_size)
+    low = -(-low // multiple) * multiple
+    if tile != 0 and not (low <= tile <= MAX_TILE and tile % multiple == 0):
+        sizes = f"a multiple of {multiple} " if multiple > 1 else ""
         raise InvalidInput(
             "invalid_tile",
-            f"tile must be 0 (whole image) or between {2 * pad + 16} and {MAX_TILE} for "
-            f"{built.name}",
+            f"tile must be 0 (whole image) or {sizes}between {low} and {MAX_TILE} for {built.name}",
         )
     return tile
 
@@ -157,9 +187,10 @@ class ImageToImagePipeline:
         *,
         enforce_budget: bool,
         fmt: OutputFormat = "png",
-    ) -> TilePlan:
-        """Check the output size (and that ``fmt`` can hold it) and the compute budget, and lay
-        out the tiles: everything refusable is refused before any inference."""
+    ) -> ImagePlan:
+        """Check the output size (and that ``fmt`` can hold it) and the compute budget, pad the
+        image to a size the network takes and lay out the tiles: everything refusable is
+        refused before any inference."""
         spec = tiled_spec(built)
         scale = spec.scale
         out_pixels = width * scale * height * scale
@@ -170,11 +201,12 @@ class ImageToImagePipeline:
                 f" is {self.settings.max_output_pixels}",
             )
         check_encodable(width * scale, height * scale, fmt)
-        if min(width, height) < built.card.min_input_size:
-            raise InvalidInput("image_too_small", "the image is smaller than the model's minimum")
-        pre = spec.pre_pad
+        padding = network_padding(built, height, width)
         plan = plan_tiles(
-            height + 2 * pre, width + 2 * pre, tile=resolve_tile(built, tile), pad=spec.tile_pad
+            padding.padded_height,
+            padding.padded_width,
+            tile=resolve_tile(built, tile),
+            pad=spec.tile_pad,
         )
         gflop = estimate_gflop(built, plan)
         seconds = gflop / self.estimator.rate(built.name)
@@ -184,9 +216,10 @@ class ImageToImagePipeline:
                 f"this {width}x{height} image with {built.name} needs about {gflop:.0f} GFLOP, "
                 f"about {seconds:.0f} s on this server, over the synchronous budget of "
                 f"{self.settings.sync_budget_s:.0f} s; submit it as a batch job instead: "
-                f'POST /v1/jobs with {{"kind": "{self.batch_kind}", ...}}',
+                f'POST /v1/jobs with {{"kind": "{self.batch_kind}", "params": {{"inputs": '
+                f'[...], "model": "{built.name}"}}}}',
             )
-        return plan
+        return ImagePlan(padding, plan)
 
     async def run_array(
         self,
@@ -263,14 +296,13 @@ class ImageToImagePipeline:
             built, image.height, image.width, tile, enforce_budget=enforce_budget, fmt=fmt
         )
         started = time.perf_counter()
-        chw = pre_pad(normalise(image.rgb, built.card, white=1.0), spec.pre_pad)
-        out = await self.run_array(built, chw, plan, on_tile)
+        chw = pad_image(normalise(image.rgb, built.card, white=1.0), plan.padding)
+        out = await self.run_array(built, chw, plan.tiles, on_tile)
         self.estimator.observe(
-            built.name, estimate_gflop(built, plan), time.perf_counter() - started
+            built.name, estimate_gflop(built, plan.tiles), time.perf_counter() - started
         )
         scale = spec.scale
-        crop = spec.pre_pad * scale
-        out = out[:, crop : out.shape[1] - crop, crop : out.shape[2] - crop]
+        out = crop_output(out, plan.padding, scale)
         rgb = to_unit_range(out, spec.output_range).transpose(1, 2, 0)
         alpha = resize_alpha(image.alpha, scale) if image.alpha is not None else None
         encoded = await asyncio.to_thread(
@@ -288,7 +320,7 @@ class ImageToImagePipeline:
             model=built.name,
             version=built.version,
             scale=scale,
-            tiles=plan.count,
+            tiles=plan.tiles.count,
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
         )

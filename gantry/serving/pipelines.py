@@ -15,6 +15,7 @@ from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.service import FacePipeline
 from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
 from gantry.serving.synthesis import SynthesisPipeline
+from gantry.serving.translate import TranslatePipeline
 from gantry.serving.triton import TritonClient
 
 Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline
@@ -53,7 +54,10 @@ class Pipelines:
             settings=settings,
             estimator=estimator,
             tasks=("image_to_image",),
+            default_model=settings.default_translate_model or None,
+            batch_kind="superres_batch",  # the batch job runs image_to_image models too
         )
+        self.translate = TranslatePipeline(image_to_image=self.image_to_image)
         self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
         self.faces = FacePipeline(
             triton=self.triton, catalog=self.catalog, settings=settings, estimator=estimator

@@ -139,3 +139,61 @@ class Blender:
 def crop_window(image_chw: NDArray[Any], plan: TilePlan, y: int, x: int) -> NDArray[Any]:
     """The input window at (y, x) of a C x H x W image."""
     return image_chw[:, y : y + plan.window_h, x : x + plan.window_w]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """How an image was padded for a network, and so how to crop the output back.
+
+    ``border`` pixels are mirrored on every side (the card's ``pre_pad``: context the model
+    borrows at the image edge); then ``bottom`` rows and ``right`` columns are mirrored on,
+    so the network input meets the card's ``size_multiple`` and ``min_input_size``. Padding
+    at the bottom and right only keeps the image at the origin: the crop is a plain window.
+    """
+
+    height: int  # the image, before padding
+    width: int
+    border: int = 0
+    bottom: int = 0
+    right: int = 0
+
+    @property
+    def padded_height(self) -> int:
+        return self.height + 2 * self.border + self.bottom
+
+    @property
+    def padded_width(self) -> int:
+        return self.width + 2 * self.border + self.right
+
+
+def fit_padding(height: int, width: int, *, border: int, multiple: int, minimum: int) -> Padding:
+    """The padding of a ``height`` x ``width`` image: ``border`` on every side, then up to the
+    next multiple of ``multiple`` that is at least ``minimum``, on each axis."""
+
+    def extra(side: int) -> int:
+        target = max(side + 2 * border, minimum)
+        target = -(-target // multiple) * multiple  # rounded up to a multiple
+        return target - side - 2 * border
+
+    return Padding(height, width, border, extra(height), extra(width))
+
+
+def pad_image(chw: NDArray[Any], padding: Padding) -> NDArray[Any]:
+    """A C x H x W image padded as ``padding`` says, by reflection (contiguous float32).
+
+    A side of one pixel has nothing to reflect: it is repeated instead. numpy reflects
+    repeatedly when a pad exceeds the side, so a small image still reaches a large minimum.
+    """
+    b = padding.border
+    widths = ((0, 0), (b, b + padding.bottom), (b, b + padding.right))
+    if not any(w for pair in widths for w in pair):
+        return np.ascontiguousarray(chw, dtype=np.float32)
+    if min(chw.shape[1:]) > 1:
+        return np.pad(chw, widths, mode="reflect").astype(np.float32)
+    return np.pad(chw, widths, mode="edge").astype(np.float32)
+
+
+def crop_output(output_chw: NDArray[Any], padding: Padding, scale: int) -> NDArray[Any]:
+    """The network output (C x padded H·s x padded W·s) cut back to the image (H·s x W·s)."""
+    top = padding.border * scale
+    return output_chw[:, top : top + padding.height * scale, top : top + padding.width * scale]

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from gantry.core.errors import Conflict, InvalidInput, NotFound
 from gantry.core.sql import sql_engine
 
-SCOPES = ("faces", "superres", "jobs", "admin")
+SCOPES = ("faces", "superres", "translate", "jobs", "admin")
 KEY_PREFIX = "gk_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _RATE = re.compile(r"(\d+)\s*/\s*(second|minute|hour|s|m|h)")

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import Response
 
 from gateway.deps import StateDep
 from gateway.errors import errors
-from gateway.fields import FormInt, ImageFile, ModelField, VersionField, strict_form
-from gateway.responses import MODEL_HEADERS, binary_content, model_headers
+from gateway.fields import FormatField, FormInt, ImageFile, ModelField, VersionField, strict_form
+from gateway.responses import IMAGE_RESPONSES, model_headers
 from gateway.uploads import read_upload
 
 router = APIRouter(prefix="/v1", tags=["superres"], dependencies=[Depends(strict_form)])
-
-IMAGE_RESPONSES = {
-    "content": binary_content("image/png", "image/jpeg", "image/webp"),
-    "description": "the image, in the requested format (its Content-Type says which)",
-    "headers": MODEL_HEADERS,
-}
 
 
 @router.post(
@@ -35,7 +29,7 @@ async def superres(
     tile: Annotated[
         FormInt | None, Form(description="tile size in input pixels; 0 = whole")
     ] = None,
-    format: Annotated[Literal["png", "jpeg", "webp"], Form()] = "png",
+    format: FormatField = "png",
 ) -> Response:
     """Upscale an image; the response is the image, with the model and scale in headers."""
     data = await read_upload(image, state.settings.max_upload_bytes)

@@ -69,6 +69,10 @@ def test_rest_needs_a_key_in_scope_and_under_its_rate(keyed: Any) -> None:
         "/v1/superres", files={"image": ("o.jpg", OBAMA)}, headers={"X-API-Key": faces_only}
     )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    denied = client.post(
+        "/v1/translate", files={"image": ("o.jpg", OBAMA)}, headers={"X-API-Key": faces_only}
+    )
+    assert denied.status_code == 403 and "this needs translate" in denied.json()["error"]["message"]
 
     slow = make("slow", "--rate", "2/second", "--scopes", "faces")
     codes = [client.get("/v1/models", headers={"X-API-Key": slow}).status_code for _ in range(3)]

@@ -27,6 +27,13 @@ def test_document_types_what_the_platform_serves(client: TestClient) -> None:
     superres_models = set(schemas["SuperresModel"]["enum"])
     assert {"realesrgan-x4plus", "realesr-animevideov3-x2"} <= superres_models
     assert "dlib-resnet-v1" in schemas["FaceEmbeddingModel"]["enum"]
+    assert {"cyclegan-vintagify", "pix2pix-facades"} <= set(schemas["ImageToImageModel"]["enum"])
+    assert not {"realesrgan-x4plus"} & set(schemas["ImageToImageModel"]["enum"])
+    translate_body = schemas["Body_translate"]["properties"]
+    assert translate_body["model"]["$ref"] == "#/components/schemas/ImageToImageModel"
+    assert translate_body["image"]["format"] == translate_body["reference"]["format"] == "binary"
+    assert {"version", "domain", "seed", "format"} <= set(translate_body)
+    assert schemas["Body_translate"]["required"] == ["image"]
     assert schemas["Detector"]["enum"] == ["mtcnn", "retinaface"]
     assert set(schemas["JobRequest"]["discriminator"]["mapping"]) == {
         "superres_batch",
@@ -36,10 +43,13 @@ def test_document_types_what_the_platform_serves(client: TestClient) -> None:
     assert schemas["Body_superres"]["properties"]["image"]["format"] == "binary"
     assert "HTTPValidationError" not in schemas
     paths = spec["paths"]
-    for status in ("404", "413", "415", "422", "502", "503"):
-        ref = paths["/v1/superres"]["post"]["responses"][status]["content"]["application/json"]
-        assert ref["schema"]["$ref"] == "#/components/schemas/ErrorBody"
-    assert "image/png" in paths["/v1/superres"]["post"]["responses"]["200"]["content"]
+    for path in ("/v1/superres", "/v1/translate"):
+        responses = paths[path]["post"]["responses"]
+        for status in ("404", "413", "415", "422", "502", "503"):
+            ref = responses[status]["content"]["application/json"]
+            assert ref["schema"]["$ref"] == "#/components/schemas/ErrorBody"
+        assert {"image/png", "image/jpeg", "image/webp"} <= set(responses["200"]["content"])
+        assert {"X-Gantry-Model", "X-Gantry-Model-Version"} <= set(responses["200"]["headers"])
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     assert paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobRequest"

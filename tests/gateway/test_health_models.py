@@ -27,6 +27,9 @@ def test_models_list_reads_the_cards(client: TestClient) -> None:
     assert "BSD-3-Clause" in x4plus["license"]
     assert x4plus["parity_max_abs_err"] < 1e-3
     assert models["realesr-animevideov3-x2"]["scale"] == 2
+    for name in ("cyclegan-vintagify", "pix2pix-facades"):  # served by POST /v1/translate
+        assert models[name]["task"] == "image_to_image" and models[name]["ready"]
+    assert models["pix2pix-facades"]["research_only"]
 
 
 def test_metrics_count_requests_and_tiles(client: TestClient) -> None:
@@ -34,9 +37,12 @@ def test_metrics_count_requests_and_tiles(client: TestClient) -> None:
     client.post(
         "/v1/superres", files={"image": ("b.png", data)}, data={"model": "realesr-animevideov3-x2"}
     )
+    client.post("/v1/translate", files={"image": ("b.png", data)})
     text = client.get("/metrics").text
     assert 'gantry_superres_tiles_total{model="realesr-animevideov3-x2"}' in text
     assert 'gantry_http_requests_total{route="/v1/superres",status="200"}' in text
+    assert 'gantry_superres_tiles_total{model="cyclegan-vintagify"}' in text
+    assert 'gantry_http_requests_total{route="/v1/translate",status="200"}' in text
 
 
 def test_not_ready_without_triton(gateway_settings: Settings) -> None:
