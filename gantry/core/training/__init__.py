@@ -15,6 +15,7 @@ from gantry.core.training.loader import (
 )
 from gantry.core.training.schema import (
     CONFIG_TYPES,
+    CycleGANConfig,
     DataConfig,
     OptimConfig,
     Pix2PixConfig,
@@ -24,6 +25,7 @@ from gantry.core.training.schema import (
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_TYPES",
+    "CycleGANConfig",
     "DataConfig",
     "OptimConfig",
     "Pix2PixConfig",
