@@ -293,9 +293,7 @@ class _Run:
             metrics_at_init=self.metrics_at_init,
             last_losses=self.last_losses,
         )
-        perceptual_note = getattr(self.recipe, "perceptual_note", "")
-        if perceptual_note:
-            result.notes.append(perceptual_note)
+        result.notes.extend(self.recipe.notes)
         if self.log is not None:
             result.metrics = self.evaluate()
             self.log.log(self.step, self.elapsed, result.metrics)

@@ -46,6 +46,8 @@ class Recipe(ABC):
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        # What a run's result should tell its reader (a loss that is off, and why).
+        self.notes: list[str] = []
 
     # --- what each family writes -----------------------------------------------------------
     @abstractmethod

@@ -38,7 +38,8 @@ class Pix2PixRecipe(Recipe):
         self.add("generator", generator, self.adam(generator))
         self.add("discriminator", discriminator, self.adam(discriminator))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-        self.perceptual, self.perceptual_note = perceptual_loss_or_none(cfg.perceptual_weights)
+        self.perceptual, note = perceptual_loss_or_none(cfg.perceptual_weights)
+        self.notes.append(note)
         if self.perceptual is not None:
             self.perceptual.to(self.device)
         size = cfg.data.size

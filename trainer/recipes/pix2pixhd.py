@@ -59,7 +59,8 @@ class Pix2PixHDRecipe(Recipe):
         self.add("discriminator", discriminator, self.adam(discriminator))
         self.n_layers = int(getattr(discriminator, "n_layers", 3))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-        self.perceptual, self.perceptual_note = perceptual_loss_or_none(cfg.perceptual_weights)
+        self.perceptual, note = perceptual_loss_or_none(cfg.perceptual_weights)
+        self.notes.append(note)
         if self.perceptual is not None:
             self.perceptual.to(self.device)
         size = cfg.data.size
