@@ -25,13 +25,13 @@ learning-rate decay of the second half of training (the loop has a constant rate
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gantry.core.training import CycleGANConfig
+from gantry.core.training import CycleGANConfig, TrainConfig, UnpairedTranslationConfig
 from trainer.archs import build_network
 from trainer.archs.pix2pix import RGB
 from trainer.data import Sample, Split, TrainingDataset, build_dataset
@@ -106,14 +106,19 @@ class ImagePool:
 class CycleGANRecipe(Recipe):
     """Two ResNet generators, two PatchGANs, LSGAN + cycle + identity, image pools."""
 
-    config_type = CycleGANConfig
-    config: CycleGANConfig
+    config_type: ClassVar[type[TrainConfig]] = CycleGANConfig
+    config: UnpairedTranslationConfig
     generator_key = "G_A"
+
+    def generators(self) -> tuple[nn.Module, nn.Module]:
+        """G_A (A → B) and G_B (B → A), built in that order."""
+        assert isinstance(self.config, CycleGANConfig)
+        return build_network(self.config.generator), build_network(self.config.generator)
 
     def build(self) -> None:
         cfg = self.config
         # junyanz's order of construction, so the seed gives G_A, G_B, D_A, D_B in turn.
-        g_a, g_b = build_network(cfg.generator), build_network(cfg.generator)
+        g_a, g_b = self.generators()
         d_a = build_network(cfg.discriminator, input_nc=RGB, norm="instance")
         d_b = build_network(cfg.discriminator, input_nc=RGB, norm="instance")
         for name, network in (("G_A", g_a), ("G_B", g_b), ("D_A", d_a), ("D_B", d_b)):
@@ -149,6 +154,7 @@ class CycleGANRecipe(Recipe):
         return self._train
 
     def generator_architecture(self) -> str:
+        assert isinstance(self.config, CycleGANConfig)
         return self.config.generator
 
     def extra_state(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from gantry.core.training.loader import (
 )
 from gantry.core.training.schema import (
     CONFIG_TYPES,
+    ComboGANConfig,
     CycleGANConfig,
     DataConfig,
     OptimConfig,
@@ -22,11 +23,13 @@ from gantry.core.training.schema import (
     Pix2PixConfig,
     Pix2PixHDConfig,
     TrainConfig,
+    UnpairedTranslationConfig,
 )
 
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_TYPES",
+    "ComboGANConfig",
     "CycleGANConfig",
     "DataConfig",
     "OptimConfig",
@@ -34,6 +37,7 @@ __all__ = [
     "Pix2PixConfig",
     "Pix2PixHDConfig",
     "TrainConfig",
+    "UnpairedTranslationConfig",
     "load_train_config",
     "parse_overrides",
     "shipped_configs",

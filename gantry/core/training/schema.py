@@ -135,19 +135,15 @@ class Pix2PixHDConfig(TrainConfig, PerceptualTerm):
     lambda_feat: float = Field(default=10.0, ge=0, description="feature matching weight")
 
 
-class CycleGANConfig(TrainConfig):
-    """CycleGAN (Zhu et al., 2017): two ResNet generators and two 70x70 PatchGANs (instance
-    norm) on unpaired domains; LSGAN, λ·L1 cycle losses both ways and an identity term.
+class UnpairedTranslationConfig(TrainConfig):
+    """What CycleGAN and ComboGAN share: 70x70 PatchGANs (instance norm) on unpaired domains;
+    LSGAN, λ·L1 cycle losses both ways and an identity term.
 
     The defaults are junyanz's (``--lambda_A 10 --lambda_B 10 --lambda_identity 0.5
     --pool_size 50 --gan_mode lsgan``). ``data.val_images`` is how many held-aside faces of
     each domain the translations are measured on.
     """
 
-    recipe: Literal["cyclegan"] = "cyclegan"
-    generator: str = Field(
-        default="cyclegan_resnet_tiny", description="G_A (A → B) and G_B (B → A)"
-    )
     discriminator: str = Field(
         default="patchgan70_tiny", description="D_A (judges B) and D_B (judges A), on RGB"
     )
@@ -164,7 +160,26 @@ class CycleGANConfig(TrainConfig):
     )
 
 
+class CycleGANConfig(UnpairedTranslationConfig):
+    """CycleGAN (Zhu et al., 2017): two ResNet generators, G_A (A → B) and G_B (B → A)."""
+
+    recipe: Literal["cyclegan"] = "cyclegan"
+    generator: str = Field(
+        default="cyclegan_resnet_tiny", description="G_A (A → B) and G_B (B → A)"
+    )
+
+
+class ComboGANConfig(UnpairedTranslationConfig):
+    """ComboGAN (Anoosheh et al., 2018): one encoder and one decoder per domain; the
+    translation i → j is decoder_j(encoder_i(x)), trained with CycleGAN's losses."""
+
+    recipe: Literal["combogan"] = "combogan"
+    encoder: str = Field(default="combogan_encoder_tiny", description="one per domain")
+    decoder: str = Field(default="combogan_decoder_tiny", description="one per domain")
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
 CONFIG_TYPES.add("cyclegan", CycleGANConfig)
+CONFIG_TYPES.add("combogan", ComboGANConfig)
