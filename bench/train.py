@@ -9,9 +9,10 @@ at initialisation and at the end, next to the baseline each must beat:
   map) and the true photo on the 37 held-aside val pairs, vs at initialisation and vs the
   mean training photo (pix2pixHD with the encoder's features of the photo).
 * cyclegan-celeba-hair, combogan-celeba-hair: on 100 held-aside faces per domain, the
-  share of translated faces a hair-colour classifier (trained on real training faces; its accuracy on held-aside real
-  faces is the ceiling) puts in the target domain, and the dlib descriptor cosine between
-  each face and its translation (two different people's faces score the baseline).
+  share of translated faces a hair-colour classifier (trained on real training faces; its
+  accuracy on held-aside real faces is the ceiling) puts in the target domain, and the dlib
+  descriptor cosine between each face and its translation (two different people's faces
+  score the baseline).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
