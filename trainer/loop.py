@@ -3,7 +3,8 @@ samples and curves, one process or many (DistributedDataParallel under torchrun)
 
 A run lives in one folder (``<checkpoint_dir>/<run>``)::
 
-    checkpoints/step-000200.pt   networks, optimisers, scalers, EMA, step, metrics at init
+    checkpoints/step-000200.pt   networks, optimisers, scalers, EMA, the recipe's extra
+                                 state (CycleGAN's image pools), step, metrics at init
     metrics.csv                  step, seconds, every loss and evaluation figure
     tensorboard/                 the same scalars, and the sample grids, as event files
     samples/step-000200.png      input | output | target rows on held-aside images
@@ -129,7 +130,7 @@ class _Run:
         init_process_group(self.world, self.device)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.recipe: Recipe = RECIPES.get(config.recipe)(
-            config, data_dir=data_dir, device=self.device
+            config, data_dir=data_dir, device=self.device, run_dir=run_dir
         )
         self.recipe.build()
         key = self.recipe.generator_key
@@ -168,6 +169,7 @@ class _Run:
             "optimizers": {k: v.state_dict() for k, v in self.recipe.optimizers.items()},
             "scalers": {k: v.state_dict() for k, v in self.recipe.scalers.items()},
             "ema": self.ema.network.state_dict() if self.ema else None,
+            "recipe_state": self.recipe.extra_state(),
             "metrics_at_init": self.metrics_at_init,
         }
 
@@ -186,6 +188,8 @@ class _Run:
             scaler.load_state_dict(state["scalers"][name])
         if self.ema is not None and state["ema"] is not None:
             self.ema.network.load_state_dict(state["ema"])
+        # Checkpoints written before recipes had extra state have no such key.
+        self.recipe.load_extra_state(state.get("recipe_state", {}))
         self.step = self.resumed_from = int(state["step"])
         self.elapsed = float(state["elapsed_s"])
         self.metrics_at_init = dict(state["metrics_at_init"])

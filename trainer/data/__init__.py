@@ -43,6 +43,15 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import paired  # noqa: E402
+from trainer.data import paired, unpaired  # noqa: E402
 
-__all__ = ["DATASETS", "Sample", "Split", "TrainingDataset", "build_dataset", "collate", "paired"]
+__all__ = [
+    "DATASETS",
+    "Sample",
+    "Split",
+    "TrainingDataset",
+    "build_dataset",
+    "collate",
+    "paired",
+    "unpaired",
+]

@@ -15,7 +15,7 @@ from trainer.data import DATASETS, Sample, Split
 FACADES = Path("train") / "cmp_facades"
 
 
-def _to_tensor(image: NDArray[np.uint8], flip: bool) -> torch.Tensor:
+def to_tensor(image: NDArray[np.uint8], flip: bool) -> torch.Tensor:
     """(H, W, 3) uint8 → (3, H, W) float in [-1, 1], mirrored left-right if ``flip``."""
     if flip:
         image = image[:, ::-1]
@@ -54,8 +54,8 @@ class PairedImages:
 
     def sample(self, index: int, flip: bool = False) -> Sample:
         return {
-            "input": _to_tensor(self.inputs[index], flip),
-            "target": _to_tensor(self.targets[index], flip),
+            "input": to_tensor(self.inputs[index], flip),
+            "target": to_tensor(self.targets[index], flip),
         }
 
 

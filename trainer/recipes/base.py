@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,17 +21,28 @@ class Recipe(ABC):
 
     The loop builds the recipe, may wrap ``networks`` in DistributedDataParallel (so steps
     call ``self.networks[name]``, never a saved reference), checkpoints ``networks``,
-    ``optimizers`` and ``scalers``, keeps the EMA of ``generator_key``'s network, and exports
-    that network when a run publishes.
+    ``optimizers``, ``scalers`` and whatever :meth:`extra_state` returns, keeps the EMA of
+    ``generator_key``'s network, and exports that network when a run publishes.
+
+    ``run_dir`` is the run's folder (None outside a run): a recipe may cache what its
+    evaluation needs there.
     """
 
     config_type: ClassVar[type[TrainConfig]]
     generator_key: ClassVar[str] = "generator"
 
-    def __init__(self, config: TrainConfig, *, data_dir: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        data_dir: Path,
+        device: torch.device,
+        run_dir: Path | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.device = device
+        self.run_dir = run_dir
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
@@ -60,20 +72,39 @@ class Recipe(ABC):
     def generator_architecture(self) -> str:
         """The registered architecture of the generator a run publishes."""
 
+    # --- what a family may add -------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """State beyond networks and optimisers that an exact resume needs (checkpointed).
+
+        Values must be what ``torch.load(weights_only=True)`` reads back: tensors, numbers,
+        strings, and lists and dicts of them.
+        """
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned (a checkpoint's copy, tensors on CPU)."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no extra state; got {sorted(state)}")
+
     # --- helpers ---------------------------------------------------------------------------
-    def adam(self, module: nn.Module) -> torch.optim.Adam:
-        """Adam with the config's learning rate and betas."""
+    def adam(self, *modules: nn.Module) -> torch.optim.Adam:
+        """Adam over the modules' parameters with the config's learning rate and betas."""
         optim = self.config.optim
-        return torch.optim.Adam(module.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2))
+        params = itertools.chain.from_iterable(m.parameters() for m in modules)
+        return torch.optim.Adam(params, lr=optim.lr, betas=(optim.beta1, optim.beta2))
 
     def add(self, name: str, network: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
         """Register a network (moved to the device) and its optimiser (and AMP scaler)."""
         self.networks[name] = network.to(self.device)
         if optimizer is not None:
-            self.optimizers[name] = optimizer
-            self.scalers[name] = torch.amp.GradScaler(
-                self.device.type, enabled=self.config.amp and self.device.type == "cuda"
-            )
+            self.add_optimizer(name, optimizer)
+
+    def add_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
+        """Register an optimiser (and its AMP scaler) as ``name``, e.g. one for two networks."""
+        self.optimizers[name] = optimizer
+        self.scalers[name] = torch.amp.GradScaler(
+            self.device.type, enabled=self.config.amp and self.device.type == "cuda"
+        )
 
     def autocast(self) -> AbstractContextManager[object]:
         """Mixed precision when the config asks (fp16 on CUDA, bf16 on CPU)."""

@@ -15,6 +15,7 @@ from gantry.core.training.loader import (
 )
 from gantry.core.training.schema import (
     CONFIG_TYPES,
+    CycleGANConfig,
     DataConfig,
     OptimConfig,
     PerceptualTerm,
@@ -26,6 +27,7 @@ from gantry.core.training.schema import (
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_TYPES",
+    "CycleGANConfig",
     "DataConfig",
     "OptimConfig",
     "PerceptualTerm",

@@ -135,6 +135,36 @@ class Pix2PixHDConfig(TrainConfig, PerceptualTerm):
     lambda_feat: float = Field(default=10.0, ge=0, description="feature matching weight")
 
 
+class CycleGANConfig(TrainConfig):
+    """CycleGAN (Zhu et al., 2017): two ResNet generators and two 70x70 PatchGANs (instance
+    norm) on unpaired domains; LSGAN, λ·L1 cycle losses both ways and an identity term.
+
+    The defaults are junyanz's (``--lambda_A 10 --lambda_B 10 --lambda_identity 0.5
+    --pool_size 50 --gan_mode lsgan``). ``data.val_images`` is how many held-aside faces of
+    each domain the translations are measured on.
+    """
+
+    recipe: Literal["cyclegan"] = "cyclegan"
+    generator: str = Field(
+        default="cyclegan_resnet_tiny", description="G_A (A → B) and G_B (B → A)"
+    )
+    discriminator: str = Field(
+        default="patchgan70_tiny", description="D_A (judges B) and D_B (judges A), on RGB"
+    )
+    gan_loss: GanLossName = "lsgan"
+    lambda_a: float = Field(default=10.0, ge=0, description="cycle loss A → B → A")
+    lambda_b: float = Field(default=10.0, ge=0, description="cycle loss B → A → B")
+    lambda_identity: float = Field(
+        default=0.5,
+        ge=0,
+        description="identity loss weight as a fraction of lambda_a / lambda_b (junyanz)",
+    )
+    pool_size: int = Field(
+        default=50, ge=0, description="generated images D sees from history (0: none)"
+    )
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
+CONFIG_TYPES.add("cyclegan", CycleGANConfig)
