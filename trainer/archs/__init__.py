@@ -46,6 +46,7 @@ from trainer.archs import (  # noqa: E402
     retinaface,
     rrdbnet,
     srvgg,
+    stargan,
 )
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "retinaface",
     "rrdbnet",
     "srvgg",
+    "stargan",
 ]

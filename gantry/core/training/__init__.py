@@ -21,6 +21,7 @@ from gantry.core.training.schema import (
     PerceptualTerm,
     Pix2PixConfig,
     Pix2PixHDConfig,
+    StarGANConfig,
     TrainConfig,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "PerceptualTerm",
     "Pix2PixConfig",
     "Pix2PixHDConfig",
+    "StarGANConfig",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",
