@@ -47,6 +47,7 @@ from trainer.archs import (  # noqa: E402
     retinaface,
     rrdbnet,
     srvgg,
+    stargan,
 )
 
 __all__ = [
@@ -63,4 +64,5 @@ __all__ = [
     "retinaface",
     "rrdbnet",
     "srvgg",
+    "stargan",
 ]

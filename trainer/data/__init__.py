@@ -43,13 +43,14 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import paired, unpaired  # noqa: E402
+from trainer.data import attributes, paired, unpaired  # noqa: E402
 
 __all__ = [
     "DATASETS",
     "Sample",
     "Split",
     "TrainingDataset",
+    "attributes",
     "build_dataset",
     "collate",
     "paired",

@@ -78,6 +78,20 @@ def domain_files(attributes: dict[str, dict[str, bool]], present: str, absent: s
     return sorted(f for f, a in attributes.items() if a[present] and not a[absent])
 
 
+def celeba_hair_held_aside(
+    attributes: dict[str, dict[str, bool]],
+) -> tuple[list[str], list[str]]:
+    """The faces ``celeba_hair`` holds aside: the last :data:`VAL_PER_DOMAIN` of each domain
+    (black-haired, blond-haired), sorted.
+
+    Other CelebA datasets hold these aside too (:mod:`trainer.data.attributes`), so no
+    family trains on a face another is measured on.
+    """
+    black = domain_files(attributes, "Black_Hair", "Blond_Hair")
+    blond = domain_files(attributes, "Blond_Hair", "Black_Hair")
+    return black[-VAL_PER_DOMAIN:], blond[-VAL_PER_DOMAIN:]
+
+
 def load_face(path: Path, size: int) -> NDArray[np.uint8]:
     """An aligned CelebA image's centre square resized to ``size`` (H, W, 3) uint8."""
     with Image.open(path) as im:

@@ -1,11 +1,20 @@
-"""Held-aside measures that need networks of their own: a domain classifier trained on real
-images, face-identity cosines from dlib's ResNet, and the evaluator of unpaired translators
-that combines them (used by the CycleGAN recipe)."""
+"""Held-aside measures that need networks of their own: a domain (or attribute) classifier
+trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
+combine them: of unpaired two-domain translators (the CycleGAN recipe) and of multi-domain
+attribute translators (the StarGAN recipe)."""
 
+from trainer.evaluation.attribute_translation import (
+    AttributeTranslationEvaluator,
+    balanced_accuracy,
+    translate_to,
+)
 from trainer.evaluation.domain_classifier import (
     DomainClassifier,
+    cached_attribute_classifier,
     cached_domain_classifier,
+    predicts,
     predicts_b,
+    train_attribute_classifier,
     train_domain_classifier,
 )
 from trainer.evaluation.identity import (
@@ -18,13 +27,19 @@ from trainer.evaluation.translation import UnpairedTranslationEvaluator, transla
 
 __all__ = [
     "CELEBA_DLIB_CHIP_BOX",
+    "AttributeTranslationEvaluator",
     "DomainClassifier",
     "UnpairedTranslationEvaluator",
+    "balanced_accuracy",
+    "cached_attribute_classifier",
     "cached_domain_classifier",
     "celeba_dlib_chips",
     "face_directions",
     "identity_cosine",
+    "predicts",
     "predicts_b",
+    "train_attribute_classifier",
     "train_domain_classifier",
     "translate",
+    "translate_to",
 ]

@@ -5,9 +5,11 @@ weights under ``params_ema`` (preferred, as their own inference does) or ``param
 of many projects under ``state_dict`` or ``model``; most are a bare state_dict. Files saved
 from ``nn.DataParallel`` prefix every key with ``module.``, and PyTorch < 0.4 (NVIDIA's
 pix2pixHD and junyanz's CycleGAN releases date from it) stored running statistics for
-InstanceNorm layers that keep none today. :func:`load_checkpoint` handles all of these and
-then loads with ``strict=True``; a mismatch fails with the missing, unexpected and
-wrongly-shaped keys listed.
+InstanceNorm layers that keep none today, while files saved before PyTorch 0.4.1 lack the
+``num_batches_tracked`` counter that norms tracking statistics hold today (StarGAN's
+released ``200000-G.ckpt`` was trained under 0.3, says yunjey's commit 3c5aa6b).
+:func:`load_checkpoint` handles all of these and then loads with ``strict=True``; a mismatch
+fails with the missing, unexpected and wrongly-shaped keys listed.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ def stale_norm_statistics(model: nn.Module) -> set[str]:
     return keys
 
 
+def batch_counters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The ``num_batches_tracked`` buffers of ``model``'s norms (keys → current values).
+
+    PyTorch added the counter in 0.4.1; loading an older file, PyTorch itself fills a missing
+    one with the module's value (``_NormBase._load_from_state_dict``), which only
+    ``momentum=None`` (cumulative averaging) ever reads.
+    """
+    counters = {}
+    for name, module in model.named_modules():
+        counter = getattr(module, "num_batches_tracked", None)
+        if isinstance(module, nn.modules.batchnorm._NormBase) and counter is not None:
+            prefix = f"{name}." if name else ""
+            counters[f"{prefix}num_batches_tracked"] = counter
+    return counters
+
+
 def _listed(keys: Iterable[str]) -> str:
     items = sorted(keys)
     shown = ", ".join(items[:_SHOWN])
@@ -92,6 +110,12 @@ def fit_strict(model: nn.Module, state: StateDict, *, source: str, arch: str) ->
     """
     stale = stale_norm_statistics(model)
     state = {k: v for k, v in state.items() if k not in stale}
+    # A file from before PyTorch 0.4.1 has no batch counters: take the module's own, as
+    # PyTorch does, but only for norms whose statistics the file does hold.
+    for key, counter in batch_counters(model).items():
+        prefix = key.removesuffix("num_batches_tracked")
+        if key not in state and f"{prefix}running_mean" in state:
+            state[key] = counter.detach().clone()
     expected = model.state_dict()
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()

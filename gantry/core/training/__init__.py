@@ -22,6 +22,7 @@ from gantry.core.training.schema import (
     PerceptualTerm,
     Pix2PixConfig,
     Pix2PixHDConfig,
+    StarGANConfig,
     TrainConfig,
     UnpairedTranslationConfig,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "PerceptualTerm",
     "Pix2PixConfig",
     "Pix2PixHDConfig",
+    "StarGANConfig",
     "TrainConfig",
     "UnpairedTranslationConfig",
     "load_train_config",

@@ -178,8 +178,67 @@ class ComboGANConfig(UnpairedTranslationConfig):
     decoder: str = Field(default="combogan_decoder_tiny", description="one per domain")
 
 
+# yunjey/stargan's defaults (main.py): the selected CelebA attributes, and the names
+# create_labels treats as one hair colour (set one, clear the others).
+STARGAN_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+STARGAN_HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+
+class StarGANConfig(TrainConfig):
+    """StarGAN (Choi et al., 2018): one generator for every domain of a set of CelebA
+    attributes, a PatchGAN critic with an auxiliary attribute classifier; WGAN-GP,
+    domain classification and reconstruction losses.
+
+    The defaults are yunjey/stargan's (``--lambda_cls 1 --lambda_rec 10 --lambda_gp 10
+    --n_critic 5 --g_lr 1e-4 --d_lr 1e-4 --beta1 0.5 --beta2 0.999``). One loop step is one
+    D update; G is updated on every ``n_critic``-th step (yunjey's ``(i + 1) % n_critic``),
+    so ``steps`` counts D updates, as yunjey's ``num_iters`` does. Not here from yunjey: the
+    linear learning-rate decay over the last half (the loop has a constant rate).
+
+    ``mask_vector`` gives the networks the label layout of StarGAN's joint CelebA + RaFD
+    training (``[CelebA labels | second dataset's one-hot | mask one-hot(2)]`` into G, and
+    ``len(attributes) + second_label_dim`` classifier outputs in D, of which each dataset's
+    classification loss reads only its own part). No second dataset ships with Gantry, so
+    a run trains the CelebA rows of that layout only.
+    """
+
+    recipe: Literal["stargan"] = "stargan"
+    generator: str = Field(
+        default="stargan_tiny", description="G, built with c_dim from the labels"
+    )
+    discriminator: str = Field(
+        default="stargan_tiny_discriminator",
+        description="D (critic + classifier), built with c_dim and image_size = data.size",
+    )
+    optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.5, beta2=0.999)
+    attributes: tuple[str, ...] = Field(
+        default=STARGAN_ATTRIBUTES, min_length=1, description="CelebA attributes of the domains"
+    )
+    hair_colours: tuple[str, ...] = Field(
+        default=STARGAN_HAIR_COLOURS,
+        description="attributes that form one hair-colour group in target labels (one set)",
+    )
+    lambda_cls: float = Field(default=1.0, ge=0, description="domain classification weight")
+    lambda_rec: float = Field(default=10.0, ge=0, description="reconstruction (cycle) L1 weight")
+    lambda_gp: float = Field(default=10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    n_critic: int = Field(default=5, ge=1, description="D updates per G update")
+    mask_vector: bool = Field(
+        default=False, description="joint-training label layout with a mask vector"
+    )
+    second_label_dim: int = Field(
+        default=8, ge=1, description="classes of the second dataset (RaFD: 8 expressions)"
+    )
+
+    @model_validator(mode="after")
+    def _attributes_unique(self) -> StarGANConfig:
+        if len(set(self.attributes)) != len(self.attributes):
+            raise ValueError(f"attributes are listed twice: {list(self.attributes)}")
+        return self
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
 CONFIG_TYPES.add("cyclegan", CycleGANConfig)
 CONFIG_TYPES.add("combogan", ComboGANConfig)
+CONFIG_TYPES.add("stargan", StarGANConfig)

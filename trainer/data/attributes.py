@@ -1,0 +1,131 @@
+"""CelebA faces with their attribute labels (StarGAN): every face, every one of the 40 labels.
+
+A sample is ``{"image": (3, S, S) in [-1, 1], "attributes": (40,) float 0/1}`` in the order
+of the header of ``list_attr_celeba.txt``; a recipe picks its own columns (StarGAN's
+selected attributes, :meth:`CelebAAttributes.columns`), so one registered dataset serves any
+choice of attributes. Faces are cut as :mod:`trainer.data.unpaired` cuts them (the 89x89
+centre square, as yunjey's ``CenterCrop(178)`` at full size, resized to ``size``).
+
+Held aside (``split="val"``), chosen from the labels alone and the same for any selection
+of attributes, 300 faces:
+
+* the 200 faces ``celeba_hair`` holds aside (the last 100 black-not-blond and the last 100
+  blond-not-black faces, :func:`trainer.data.unpaired.celeba_hair_held_aside`), so neither
+  family trains on a face the other is measured on;
+* the last :data:`~trainer.data.unpaired.VAL_PER_DOMAIN` brown-haired faces labelled
+  neither black- nor blond-haired, so each of the three hair colours of yunjey's default
+  selection is a target of as many held-aside faces.
+
+They are in the order black, blond, brown, black, ... (each group sorted by file name), so
+the first ``data.val_images`` an evaluation translates hold the three about equally.
+Training (``split="train"``) is the other 4,700 faces, sorted by file name. yunjey holds
+aside 1,999 of CelebA's 202,599 faces after a seeded shuffle; a shuffle of this 5,000-face
+subset would not match his, so the split here is one of our own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer.data import DATASETS, Sample, Split
+from trainer.data.paired import to_tensor
+from trainer.data.unpaired import (
+    ATTRIBUTES_FILE,
+    CELEBA,
+    IMAGES_DIR,
+    VAL_PER_DOMAIN,
+    celeba_hair_held_aside,
+    load_face,
+    read_celeba_attributes,
+)
+
+
+def held_aside_files(attributes: dict[str, dict[str, bool]]) -> list[str]:
+    """The faces :class:`CelebAAttributes` holds aside (see the module docstring), the three
+    hair-colour groups interleaved (black, blond, brown, black, ...), so any first ``n`` of
+    them hold the groups about equally.
+
+    Raises:
+        ValueError: a group has too few faces to spare :data:`VAL_PER_DOMAIN` (a subset too
+            small for this split).
+    """
+    brown = sorted(
+        f
+        for f, a in attributes.items()
+        if a["Brown_Hair"] and not a["Black_Hair"] and not a["Blond_Hair"]
+    )
+    if len(brown) <= 2 * VAL_PER_DOMAIN:
+        raise ValueError(f"{len(brown)} brown-haired faces cannot spare {VAL_PER_DOMAIN}")
+    black, blond = celeba_hair_held_aside(attributes)
+    groups = zip(black, blond, brown[-VAL_PER_DOMAIN:], strict=True)
+    return [face for group in groups for face in group]
+
+
+class CelebAAttributes:
+    """Aligned CelebA faces of one split with all 40 attribute labels, in memory.
+
+    Args:
+        root: the ``celeba_attr_subset`` folder.
+        split: ``train`` or ``val`` (see the module docstring).
+        size: square size in pixels.
+
+    Attributes:
+        names: the 40 attribute names, in the labels file's order (the label columns).
+        files: the split's file names (training: sorted; held aside: groups interleaved).
+        faces_uint8: (N, size, size, 3) uint8 faces.
+        labels: (N, 40) bool labels.
+    """
+
+    def __init__(self, root: Path, split: Split, size: int) -> None:
+        table = read_celeba_attributes(root / ATTRIBUTES_FILE)
+        self.names: list[str] = list(next(iter(table.values())))
+        held_aside = held_aside_files(table)
+        self.files = held_aside if split == "val" else sorted(set(table) - set(held_aside))
+        images = root / IMAGES_DIR
+        self.faces_uint8 = np.stack([load_face(images / f, size) for f in self.files])
+        self.labels = np.array([[table[f][n] for n in self.names] for f in self.files], bool)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def columns(self, names: Sequence[str]) -> list[int]:
+        """The label columns of attributes ``names``, in their order.
+
+        Raises:
+            KeyError: an attribute the labels do not have (the message lists them).
+        """
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise KeyError(
+                f"unknown CelebA attribute {unknown[0]!r}; known: {', '.join(self.names)}"
+            )
+        return [self.names.index(n) for n in names]
+
+    def sample(self, index: int, flip: bool = False) -> Sample:
+        """Face ``index`` (3, H, W) in [-1, 1] and its 40 labels as 0/1 floats."""
+        return {
+            "image": to_tensor(self.faces_uint8[index], flip),
+            "attributes": torch.from_numpy(self.labels[index].astype(np.float32)),
+        }
+
+    def faces(self) -> torch.Tensor:
+        """Every face as a (N, 3, H, W) uint8 tensor (a view)."""
+        return torch.from_numpy(self.faces_uint8).permute(0, 3, 1, 2)
+
+    def images(self, count: int | None = None) -> torch.Tensor:
+        """The first ``count`` (default all) faces, (N, 3, H, W) in [-1, 1]."""
+        return self.faces()[:count].float() / 127.5 - 1
+
+    def selected(self, names: Sequence[str], count: int | None = None) -> torch.Tensor:
+        """The labels of attributes ``names`` of the first ``count`` faces, (N, c) 0/1 floats."""
+        return torch.from_numpy(self.labels[:count, self.columns(names)].astype(np.float32))
+
+
+@DATASETS.register("celeba_attributes")
+def celeba_attributes(data_dir: Path, split: Split, size: int) -> CelebAAttributes:
+    """CelebA with its 40 attribute labels (4,700 train / 300 val faces); research only."""
+    return CelebAAttributes(data_dir / CELEBA, split, size)
