@@ -1,6 +1,14 @@
 """Overrides that make a shipped training config a few-seconds run for tests."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+from tests.paths import DATA, REPO
+from trainer.loop import RESULT_FILE
 
 # 64 px, two images a step, four held aside, a checkpoint every 4 steps.
 SMALL_RUN: dict[str, Any] = {
@@ -12,3 +20,21 @@ SMALL_RUN: dict[str, Any] = {
     "sample_every": 4,
     "time_limit_s": None,
 }
+
+
+def train_under_torchrun(
+    config: str, overrides: dict[str, Any], home: Path, nproc: int = 2
+) -> tuple[dict[str, Any], str]:
+    """`gantry train CONFIG --nproc N --run ddp` in a child process with GANTRY_HOME=home;
+    returns the run's result.json and the command's stdout (the test fails on a non-zero exit).
+    """
+    env = {**os.environ, "GANTRY_HOME": str(home), "GANTRY_DATA_DIR": str(DATA)}
+    sets = [f"--set={k}={'null' if v is None else v}" for k, v in overrides.items()]
+    completed = subprocess.run(
+        [sys.executable, "-m", "gantry.cli", "train", config, *sets,
+         "--nproc", str(nproc), "--run", "ddp"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    result: dict[str, Any] = json.loads((home / "checkpoints" / "ddp" / RESULT_FILE).read_text())
+    return result, completed.stdout

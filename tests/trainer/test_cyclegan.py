@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +10,12 @@ import torch
 
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CycleGANConfig, load_train_config
-from tests.paths import DATA, REPO
-from tests.training import SMALL_RUN
+from tests.paths import DATA
+from tests.training import SMALL_RUN, train_under_torchrun
 from trainer import checkpointing
 from trainer.data import build_dataset, collate
 from trainer.data.unpaired import CELEBA, VAL_PER_DOMAIN, UnpairedFaces
-from trainer.loop import GENERATOR_FILE, RESULT_FILE, train
+from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
 from trainer.recipes.cyclegan import CycleGANRecipe, ImagePool
 
@@ -163,14 +159,6 @@ def test_a_resumed_run_repeats_the_uninterrupted_one_pools_included(tmp_path: Pa
 
 def test_two_process_ddp_under_torchrun(tmp_path: Path) -> None:
     """Four networks in DDP, G's loss back-propagating through the wrapped Ds (gloo)."""
-    env = {**os.environ, "GANTRY_HOME": str(tmp_path), "GANTRY_DATA_DIR": str(DATA)}
-    sets = [f"--set={k}={'null' if v is None else v}" for k, v in {**SMALL, "steps": 4}.items()]
-    completed = subprocess.run(
-        [sys.executable, "-m", "gantry.cli", "train", "cyclegan-celeba-hair", *sets,
-         "--nproc", "2", "--run", "ddp"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    result = json.loads((tmp_path / "checkpoints" / "ddp" / RESULT_FILE).read_text())
+    result, _ = train_under_torchrun("cyclegan-celeba-hair", {**SMALL, "steps": 4}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 4)
     assert "val_identity_cos_a2b" in result["metrics"]

@@ -3,11 +3,7 @@ vector, the recipe's steps (D every step, G every n_critic), resume, and the eva
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,8 +14,8 @@ from torch import nn
 
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, StarGANConfig, load_train_config
-from tests.paths import DATA, REPO
-from tests.training import SMALL_RUN
+from tests.paths import DATA
+from tests.training import SMALL_RUN, train_under_torchrun
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.stargan import InstanceNorm2dTracked, StarGANDiscriminator, StarGANGenerator
@@ -27,7 +23,7 @@ from trainer.data import build_dataset, collate
 from trainer.data.attributes import CelebAAttributes
 from trainer.data.unpaired import UnpairedFaces
 from trainer.evaluation import AttributeTranslationEvaluator, cached_attribute_classifier
-from trainer.loop import GENERATOR_FILE, RESULT_FILE, train
+from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
 from trainer.recipes.stargan import (
     EVALUATION_DIR,
@@ -519,15 +515,7 @@ def test_a_copying_translator_keeps_identity_and_changes_no_attribute(
 
 def test_two_process_ddp_under_torchrun(tmp_path: Path, classifier_cache: Path) -> None:
     """G and D in DDP, the gradient penalty's double backward through the wrapped D (gloo)."""
-    env = {**os.environ, "GANTRY_HOME": str(tmp_path), "GANTRY_DATA_DIR": str(DATA)}
     _seed_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
-    sets = [f"--set={k}={'null' if v is None else v}" for k, v in {**SMALL, "steps": 4}.items()]
-    completed = subprocess.run(
-        [sys.executable, "-m", "gantry.cli", "train", "stargan-celeba", *sets,
-         "--nproc", "2", "--run", "ddp"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    result = json.loads((tmp_path / "checkpoints" / "ddp" / RESULT_FILE).read_text())
+    result, _ = train_under_torchrun("stargan-celeba", {**SMALL, "steps": 4}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 4)
     assert "val_target_attr_acc" in result["metrics"]

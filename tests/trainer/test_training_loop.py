@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, get_args
 
@@ -16,8 +13,8 @@ from PIL import Image
 
 from gantry.core.training import load_train_config
 from gantry.core.training.schema import GanLossName
-from tests.paths import DATA, REPO
-from tests.training import SMALL_RUN
+from tests.paths import DATA
+from tests.training import SMALL_RUN, train_under_torchrun
 from trainer import checkpointing
 from trainer.loop import GENERATOR_FILE, RESULT_FILE, StepReport, train
 from trainer.losses import GAN_LOSSES
@@ -123,14 +120,6 @@ def test_ema_weights_are_what_the_run_exports(tmp_path: Path) -> None:
 
 def test_two_process_ddp_under_torchrun(tmp_path: Path) -> None:
     """`gantry train --nproc 2`: torchrun, gloo, DistributedDataParallel; rank 0 writes."""
-    env = {**os.environ, "GANTRY_HOME": str(tmp_path), "GANTRY_DATA_DIR": str(DATA)}
-    sets = [f"--set={k}={'null' if v is None else v}" for k, v in {**SMALL, "steps": 4}.items()]
-    completed = subprocess.run(
-        [sys.executable, "-m", "gantry.cli", "train", "pix2pix-facades", *sets,
-         "--nproc", "2", "--run", "ddp"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    result = json.loads((tmp_path / "checkpoints" / "ddp" / RESULT_FILE).read_text())
+    result, stdout = train_under_torchrun("pix2pix-facades", {**SMALL, "steps": 4}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 4)
-    assert "stopped at step 4" in completed.stdout
+    assert "stopped at step 4" in stdout

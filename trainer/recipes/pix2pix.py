@@ -15,16 +15,16 @@ from torch import nn
 
 from gantry.core.training import Pix2PixConfig
 from trainer.archs import build_network
-from trainer.data import Sample, TrainingDataset, build_dataset, collate
-from trainer.losses import build_gan_loss, perceptual_loss_or_none
+from trainer.data import Sample
+from trainer.losses import build_gan_loss
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.paired import PairedRecipe
 
 SAMPLE_ROWS = 4
 
 
 @RECIPES.register("pix2pix")
-class Pix2PixRecipe(Recipe):
+class Pix2PixRecipe(PairedRecipe):
     """U-Net generator against a PatchGAN on pairs, cGAN + λ·L1 (+ an optional VGG term)."""
 
     config_type = Pix2PixConfig
@@ -38,21 +38,8 @@ class Pix2PixRecipe(Recipe):
         self.add("generator", generator, self.adam(generator))
         self.add("discriminator", discriminator, self.adam(discriminator))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-        self.perceptual, note = perceptual_loss_or_none(cfg.perceptual_weights)
-        self.notes.append(note)
-        if self.perceptual is not None:
-            self.perceptual.to(self.device)
-        size = cfg.data.size
-        self._train = build_dataset(cfg.data.dataset, self.data_dir, "train", size)
-        val = build_dataset(cfg.data.dataset, self.data_dir, "val", size)
-        held = [val.sample(i) for i in range(min(cfg.data.val_images, len(val)))]
-        self._val = {k: v.to(self.device) for k, v in collate(held).items()}
-        # The baseline a trained G must beat: the mean training photo, whatever the input.
-        targets = torch.stack([self._train.sample(i)["target"] for i in range(len(self._train))])
-        self._mean_target = targets.mean(0, keepdim=True).to(self.device)
-
-    def train_dataset(self) -> TrainingDataset:
-        return self._train
+        self.perceptual = self.perceptual_term(cfg)
+        self.load_pairs()
 
     def generator_architecture(self) -> str:
         return self.config.generator

@@ -22,11 +22,11 @@ from torch import nn
 from gantry.core.training import Pix2PixHDConfig
 from trainer.archs import build_network
 from trainer.archs.pix2pixhd import LocalEnhancer
-from trainer.data import Sample, TrainingDataset, build_dataset, collate
+from trainer.data import Sample
 from trainer.distributed import unwrap
-from trainer.losses import build_gan_loss, feature_matching, perceptual_loss_or_none
+from trainer.losses import build_gan_loss, feature_matching
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.paired import PairedRecipe
 
 SAMPLE_ROWS = 4
 # G1's head (pad, 7x7 conv, Tanh): the entries the LocalEnhancer's copy of G1 does not have.
@@ -39,7 +39,7 @@ def half(x: torch.Tensor) -> torch.Tensor:
 
 
 @RECIPES.register("pix2pixhd")
-class Pix2PixHDRecipe(Recipe):
+class Pix2PixHDRecipe(PairedRecipe):
     """G1 → G2 (G1 fixed) → both; multi-scale D; LSGAN + feature matching (+ VGG); E."""
 
     config_type = Pix2PixHDConfig
@@ -59,20 +59,8 @@ class Pix2PixHDRecipe(Recipe):
         self.add("discriminator", discriminator, self.adam(discriminator))
         self.n_layers = int(getattr(discriminator, "n_layers", 3))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-        self.perceptual, note = perceptual_loss_or_none(cfg.perceptual_weights)
-        self.notes.append(note)
-        if self.perceptual is not None:
-            self.perceptual.to(self.device)
-        size = cfg.data.size
-        self._train = build_dataset(cfg.data.dataset, self.data_dir, "train", size)
-        val = build_dataset(cfg.data.dataset, self.data_dir, "val", size)
-        held = [val.sample(i) for i in range(min(cfg.data.val_images, len(val)))]
-        self._val = {k: v.to(self.device) for k, v in collate(held).items()}
-        targets = torch.stack([self._train.sample(i)["target"] for i in range(len(self._train))])
-        self._mean_target = targets.mean(0, keepdim=True).to(self.device)
-
-    def train_dataset(self) -> TrainingDataset:
-        return self._train
+        self.perceptual = self.perceptual_term(cfg)
+        self.load_pairs()
 
     def generator_architecture(self) -> str:
         return self.config.generator
