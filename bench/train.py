@@ -13,6 +13,9 @@ at initialisation and at the end, next to the baseline each must beat:
   accuracy on held-aside real faces is the ceiling) puts in the target domain, and the dlib
   descriptor cosine between each face and its translation (two different people's faces
   score the baseline).
+* stargan-celeba: the share of held-aside faces asked for yunjey's test targets (a hair
+  colour, or sex or age toggled) that an attribute classifier judges to have them, and the
+  identity cosine, as above.
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -54,6 +57,15 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
     ],
     "cyclegan-celeba-hair": UNPAIRED_HAIR,
     "combogan-celeba-hair": UNPAIRED_HAIR,
+    "stargan-celeba": [
+        (
+            "val_target_attr_acc",
+            "asked-for attribute judged present",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
+    ],
 }
 
 
