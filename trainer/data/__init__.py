@@ -9,6 +9,7 @@ resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -29,12 +30,38 @@ class TrainingDataset(Protocol):
 
 
 DatasetFactory = Callable[[Path, Split, int], TrainingDataset]
-DATASETS: Registry[DatasetFactory] = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: the folder of the data directory it reads, and its factory
+    (called with that folder, the split and the size)."""
+
+    folder: Path
+    build: DatasetFactory
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(name: str, folder: Path) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Decorator: register a factory as dataset ``name``, reading ``<data_dir>/<folder>``."""
+
+    def decorate(factory: DatasetFactory) -> DatasetFactory:
+        DATASETS.add(name, DatasetSpec(folder, factory))
+        return factory
+
+    return decorate
+
+
+def dataset_folder(name: str, data_dir: Path) -> Path:
+    """The folder dataset ``name`` reads (what a build-time run's weights depend on)."""
+    return data_dir / DATASETS.get(name).folder
 
 
 def build_dataset(name: str, data_dir: Path, split: Split, size: int) -> TrainingDataset:
     """The dataset ``name`` (e.g. ``cmp_facades``), ``split``, resized to ``size`` squared."""
-    return DATASETS.get(name)(data_dir, split, size)
+    return DATASETS.get(name).build(dataset_folder(name, data_dir), split, size)
 
 
 def collate(samples: list[Sample]) -> Sample:
@@ -47,12 +74,15 @@ from trainer.data import attributes, paired, unpaired  # noqa: E402
 
 __all__ = [
     "DATASETS",
+    "DatasetSpec",
     "Sample",
     "Split",
     "TrainingDataset",
     "attributes",
     "build_dataset",
     "collate",
+    "dataset_folder",
     "paired",
+    "register_dataset",
     "unpaired",
 ]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.data import DATASETS, Sample, Split
+from trainer.data import Sample, Split, register_dataset
 from trainer.data.paired import to_tensor
 from trainer.data.unpaired import (
     ATTRIBUTES_FILE,
@@ -125,7 +125,7 @@ class CelebAAttributes:
         return torch.from_numpy(self.labels[:count, self.columns(names)].astype(np.float32))
 
 
-@DATASETS.register("celeba_attributes")
-def celeba_attributes(data_dir: Path, split: Split, size: int) -> CelebAAttributes:
+@register_dataset("celeba_attributes", CELEBA)
+def celeba_attributes(root: Path, split: Split, size: int) -> CelebAAttributes:
     """CelebA with its 40 attribute labels (4,700 train / 300 val faces); research only."""
-    return CelebAAttributes(data_dir / CELEBA, split, size)
+    return CelebAAttributes(root, split, size)

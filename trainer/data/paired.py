@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from gantry.core.labelmaps import CMP_FACADE_CLASSES, cmp_facade_classes, generator_input
-from trainer.data import DATASETS, Sample, Split
+from trainer.data import Sample, Split, register_dataset
 
 FACADES = Path("train") / "cmp_facades"
 
@@ -59,10 +59,10 @@ class PairedImages:
         }
 
 
-@DATASETS.register("cmp_facades")
-def cmp_facades(data_dir: Path, split: Split, size: int) -> PairedImages:
+@register_dataset("cmp_facades", FACADES)
+def cmp_facades(root: Path, split: Split, size: int) -> PairedImages:
     """CMP facades (research only): colour label map → photo, ``train`` 302 / ``val`` 37."""
-    return PairedImages(data_dir / FACADES / split, size)
+    return PairedImages(root / split, size)
 
 
 class FacadeLabelMaps(PairedImages):
@@ -97,7 +97,7 @@ class FacadeLabelMaps(PairedImages):
         }
 
 
-@DATASETS.register("cmp_facades_labels")
-def cmp_facades_labels(data_dir: Path, split: Split, size: int) -> FacadeLabelMaps:
+@register_dataset("cmp_facades_labels", FACADES)
+def cmp_facades_labels(root: Path, split: Split, size: int) -> FacadeLabelMaps:
     """CMP facades (research only) as class maps: one-hot + boundary, instance ids, photo."""
-    return FacadeLabelMaps(data_dir / FACADES / split, size)
+    return FacadeLabelMaps(root / split, size)

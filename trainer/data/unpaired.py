@@ -28,7 +28,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from trainer.data import DATASETS, Sample, Split
+from trainer.data import Sample, Split, register_dataset
 from trainer.data.paired import to_tensor
 
 Domain = Literal["a", "b"]
@@ -159,7 +159,7 @@ class UnpairedFaces:
         return self.faces(domain)[:count].float() / 127.5 - 1
 
 
-@DATASETS.register("celeba_hair")
-def celeba_hair(data_dir: Path, split: Split, size: int) -> UnpairedFaces:
+@register_dataset("celeba_hair", CELEBA)
+def celeba_hair(root: Path, split: Split, size: int) -> UnpairedFaces:
     """CelebA black hair (A, 1,115 train / 100 val) ↔ blond hair (B, 629 / 100); research only."""
-    return UnpairedFaces(data_dir / CELEBA, "Black_Hair", "Blond_Hair", split, size)
+    return UnpairedFaces(root, "Black_Hair", "Blond_Hair", split, size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,14 +67,21 @@ def load_model(model_card: ModelCard, weights: Path | None = None) -> nn.Module:
     return model.eval()
 
 
-def source_digest() -> str:
-    """SHA-256 over the Python sources a build depends on (names and contents)."""
-    digest = hashlib.sha256(__version__.encode())
-    for package in _SOURCE_PACKAGES:
-        for path in sorted((_SOURCE_ROOT / package).rglob("*.py")):
-            digest.update(str(path.relative_to(_SOURCE_ROOT)).encode())
-            digest.update(path.read_bytes())
+def digest_sources(paths: Iterable[str], salt: str = "") -> str:
+    """SHA-256 over the Python files (names and contents) of these packages or modules,
+    relative to the checkout (``"trainer/archs"``, ``"trainer/loop.py"``)."""
+    digest = hashlib.sha256(salt.encode())
+    for relative in paths:
+        path = _SOURCE_ROOT / relative
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(_SOURCE_ROOT)).encode())
+            digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def source_digest() -> str:
+    """SHA-256 over the Python sources a build depends on, and the version."""
+    return digest_sources(_SOURCE_PACKAGES, salt=__version__)
 
 
 def build_key(model_card: ModelCard, options: BuildOptions, sources: str) -> str:

@@ -20,27 +20,20 @@ from gantry.core.settings import get_settings
 from gantry.core.training import load_train_config
 from trainer.weights.loader import StateDict
 
-_TRAINER = Path(__file__).resolve().parents[1]
 # The code a build-time run's weights depend on.
-_SOURCES = ("archs", "data", "losses", "recipes", "loop.py", "metrics.py", "distributed.py")
+_SOURCES = tuple(
+    f"trainer/{name}"
+    for name in ("archs", "data", "losses", "recipes", "loop.py", "metrics.py", "distributed.py")
+)
 
 
-def _code_digest() -> str:
+def _data_digest(folder: Path) -> str:
+    """SHA-256 over the names and sizes of the files under ``folder``: cheap, and it changes
+    with the data."""
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        path = _TRAINER / name
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(str(file.relative_to(_TRAINER)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
-def _data_digest(data_dir: Path, dataset: str) -> str:
-    digest = hashlib.sha256()
-    root = data_dir / "train" / dataset
-    for file in sorted(root.rglob("*")) if root.is_dir() else []:
+    for file in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if file.is_file():
-            digest.update(f"{file.relative_to(root)}:{file.stat().st_size};".encode())
+            digest.update(f"{file.relative_to(folder)}:{file.stat().st_size};".encode())
     return digest.hexdigest()
 
 
@@ -50,6 +43,8 @@ def state_dict_from_training(card: ModelCard, data_dir: Path | None = None) -> S
     Raises:
         InvalidInput: no shipped config is named like the card, or it has no ``build_steps``.
     """
+    from trainer.data import dataset_folder
+    from trainer.export.repository import digest_sources
     from trainer.loop import GENERATOR_FILE, train
 
     settings = get_settings()
@@ -60,8 +55,8 @@ def state_dict_from_training(card: ModelCard, data_dir: Path | None = None) -> S
     config = config.model_copy(update={"steps": config.build_steps, "time_limit_s": None})
     payload = {
         "config": config.model_dump(mode="json"),
-        "code": _code_digest(),
-        "data": _data_digest(data_dir, config.data.dataset),
+        "code": digest_sources(_SOURCES),
+        "data": _data_digest(dataset_folder(config.data.dataset, data_dir)),
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     run_dir = settings.state_dir / "weights" / f"{card.name}-{key}"
