@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from trainer.evaluation.domain_classifier import cached_attribute_classifier, predicts
-from trainer.evaluation.identity import face_directions
+from trainer.evaluation.identity import IdentityProbe, other_people_cosine
 
 BATCH = 32
 Condition = Callable[[torch.Tensor], torch.Tensor]
@@ -114,13 +114,11 @@ class AttributeTranslationEvaluator:
         self.names = [n.lower() for n in names]
         self.targets = list(targets)
         self.count = count
-        self.load_embedder = load_embedder
         self.condition = condition
         self.cache_dir = cache_dir
         self.device = device or torch.device("cpu")
+        self.identity = IdentityProbe(load_embedder, self.device)
         self._classifier: nn.Module | None = None
-        self._embedder: nn.Module | None = None
-        self._sources: torch.Tensor | None = None
 
     @property
     def classifier(self) -> nn.Module:
@@ -131,17 +129,8 @@ class AttributeTranslationEvaluator:
             )
         return self._classifier
 
-    @property
-    def embedder(self) -> nn.Module:
-        """The dlib ResNet (loaded on first use)."""
-        if self._embedder is None:
-            self._embedder = self.load_embedder().to(self.device).eval()
-        return self._embedder
-
     def _source_directions(self) -> torch.Tensor:
-        if self._sources is None:
-            self._sources = face_directions(self.embedder, self.val_faces[: self.count])
-        return self._sources
+        return self.identity.sources("val", self.val_faces[: self.count])
 
     def real_accuracy(self) -> torch.Tensor:
         """Balanced accuracy per attribute on all held-aside real faces, (c,)."""
@@ -156,16 +145,14 @@ class AttributeTranslationEvaluator:
         sources = self.val_faces[: self.count]
         labels = self.val_labels[: self.count]
         directions = self._source_directions()
-        figures["identity_cos_other_people"] = float(
-            (directions * directions.roll(1, 0)).sum(1).mean()
-        )
+        figures["identity_cos_other_people"] = float(other_people_cosine(directions).mean())
         hits, cosines, rec_errors = [], [], []
         for i, target in enumerate(self.targets):
             translated = translate_to(generator, sources, self.condition(target), self.device)
             changed = target[:, i] != labels[:, i]
             said = predicts(self.classifier, translated)[:, i]
             hits.append((said == (target[:, i] > 0.5))[changed])
-            cosines.append((directions * face_directions(self.embedder, translated)).sum(1))
+            cosines.append(self.identity.kept(directions, translated))
             back = translate_to(generator, translated, self.condition(labels), self.device)
             rec_errors.append((back - sources).abs().mean(dim=(1, 2, 3)))
         for name, hit in zip(self.names, hits, strict=True):

@@ -17,7 +17,7 @@ card's verification threshold is 0.9265 (same person at or above).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +127,42 @@ def measure_celeba_chip_box(images: Iterable[Path]) -> tuple[float, float, float
     with Image.open(paths[0]) as first:
         square_top = (first.height - min(first.width, first.height, CELEBA_SQUARE)) // 2
     return chip_box_from_faces(dlib_faces(paths, upsample=2), square_top)
+
+
+class IdentityProbe:
+    """The dlib descriptor, loaded on first use, and the held-aside faces' descriptor
+    directions, computed once per named set: what both translation evaluators measure
+    identity with.
+
+    Args:
+        load_embedder: returns the dlib ResNet with its weights, in eval mode.
+        device: where it runs.
+    """
+
+    def __init__(self, load_embedder: Callable[[], nn.Module], device: torch.device) -> None:
+        self.load_embedder = load_embedder
+        self.device = device
+        self._embedder: nn.Module | None = None
+        self._sources: dict[str, torch.Tensor] = {}
+
+    @property
+    def embedder(self) -> nn.Module:
+        """The dlib ResNet (loaded on first use)."""
+        if self._embedder is None:
+            self._embedder = self.load_embedder().to(self.device).eval()
+        return self._embedder
+
+    def sources(self, name: str, faces: torch.Tensor) -> torch.Tensor:
+        """Unit descriptors of the held-aside ``faces`` called ``name`` (computed once)."""
+        if name not in self._sources:
+            self._sources[name] = face_directions(self.embedder, faces)
+        return self._sources[name]
+
+    def kept(self, sources: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
+        """Per face, the cosine between a source's descriptor and its translation's."""
+        return (sources * face_directions(self.embedder, translated)).sum(1)
+
+
+def other_people_cosine(directions: torch.Tensor) -> torch.Tensor:
+    """Per face, the cosine to its neighbour in the list (another person): the scale."""
+    return (directions * directions.roll(1, 0)).sum(1)

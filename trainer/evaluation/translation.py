@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from trainer.evaluation.domain_classifier import cached_domain_classifier, predicts_b
-from trainer.evaluation.identity import face_directions
+from trainer.evaluation.identity import IdentityProbe, other_people_cosine
 
 BATCH = 32
 
@@ -79,12 +79,10 @@ class UnpairedTranslationEvaluator:
         self.train_a, self.train_b = train_a, train_b
         self.val_a, self.val_b = val_a, val_b
         self.count = count
-        self.load_embedder = load_embedder
         self.cache_dir = cache_dir
         self.device = device or torch.device("cpu")
+        self.identity = IdentityProbe(load_embedder, self.device)
         self._classifier: nn.Module | None = None
-        self._embedder: nn.Module | None = None
-        self._sources: dict[str, torch.Tensor] = {}
 
     @property
     def classifier(self) -> nn.Module:
@@ -95,18 +93,9 @@ class UnpairedTranslationEvaluator:
             )
         return self._classifier
 
-    @property
-    def embedder(self) -> nn.Module:
-        """The dlib ResNet (loaded on first use)."""
-        if self._embedder is None:
-            self._embedder = self.load_embedder().to(self.device).eval()
-        return self._embedder
-
     def _source_directions(self, domain: str) -> torch.Tensor:
-        if domain not in self._sources:
-            faces = {"a": self.val_a, "b": self.val_b}[domain][: self.count]
-            self._sources[domain] = face_directions(self.embedder, faces)
-        return self._sources[domain]
+        faces = {"a": self.val_a, "b": self.val_b}[domain][: self.count]
+        return self.identity.sources(domain, faces)
 
     def real_accuracy(self) -> float:
         """Balanced accuracy of the classifier on all held-aside real faces."""
@@ -116,10 +105,7 @@ class UnpairedTranslationEvaluator:
 
     def other_people_cosine(self) -> float:
         """Mean descriptor cosine of neighbouring held-aside faces, both domains."""
-        cosines = []
-        for domain in ("a", "b"):
-            directions = self._source_directions(domain)
-            cosines.append((directions * directions.roll(1, 0)).sum(1))
+        cosines = [other_people_cosine(self._source_directions(d)) for d in ("a", "b")]
         return float(torch.cat(cosines).mean())
 
     def __call__(self, a2b: nn.Module, b2a: nn.Module) -> dict[str, float]:
@@ -136,8 +122,6 @@ class UnpairedTranslationEvaluator:
             translated = translate(generator, sources, self.device)
             called_b = predicts_b(self.classifier, translated).float().mean()
             figures[f"val_domain_acc_{name}"] = float(called_b if target_is_b else 1 - called_b)
-            cosine = (
-                self._source_directions(domain) * face_directions(self.embedder, translated)
-            ).sum(1)
+            cosine = self.identity.kept(self._source_directions(domain), translated)
             figures[f"val_identity_cos_{name}"] = float(cosine.mean())
         return figures
