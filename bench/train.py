@@ -69,10 +69,12 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
 }
 
 
-def main() -> None:
+def main(names: list[str] | None = None) -> None:
+    """Train and measure ``names`` (default: every config in MEASURES; ``gantry bench
+    train`` runs them all)."""
     from trainer import runs
 
-    names = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "train" else sys.argv[1:]
+    names = names or []
     settings = get_settings()
     lines = [
         "| config | steps | seconds | metric | at init | trained | baseline |",
@@ -99,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
