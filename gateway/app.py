@@ -18,7 +18,7 @@ from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.frontdoor import FrontDoor
 from gateway.openapi import install_docs, install_openapi
-from gateway.routers import faces, health, jobs, models, superres, translate
+from gateway.routers import edit, faces, health, jobs, models, superres, translate
 from workers.interface import Jobs
 
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models.router,
         superres.router,
         translate.router,
+        edit.router,
         faces.router,
         jobs.router,
     ):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gantry.core.cards import BuiltCard
 from gantry.core.errors import InvalidInput
 from gantry.core.settings import Settings
@@ -48,11 +50,14 @@ def check_publishable(config: TrainConfig) -> str:
             the config trains.
     """
     from trainer.catalog import card
+    from trainer.recipes import RECIPES
 
     if config.publish is None:
         raise InvalidInput("not_publishable", "the config names no model to publish to")
     model_card = card(config.publish)
-    generator = getattr(config, "generator", model_card.architecture)
+    # A recipe is cheap to construct (networks and data come in build()).
+    recipe = RECIPES.get(config.recipe)(config, data_dir=Path(), device=torch.device("cpu"))
+    generator = recipe.generator_architecture()
     if generator != model_card.architecture:
         raise InvalidInput(
             "not_publishable",

@@ -144,6 +144,60 @@ class EmbeddingSpec(_Frozen):
     threshold_note: str = ""
 
 
+class FaceEditSpec(_Frozen):
+    """Face editing at a fixed size (IcGAN, StarGAN, GeneGAN): a face and what to change.
+
+    The model's first input is the face (3, S, S), cut from an aligned face photo as its
+    training data were (``crop``). Its second input is the edit: with ``conditioning`` of
+    ``attributes``, a (c,) vector over ``attributes``, 1 to set, 0 to clear, -1 to keep what
+    the model reads from the face; with ``donor``, a second face (3, S, S) whose attribute
+    the first takes.
+    """
+
+    task: Literal["face_edit"] = "face_edit"
+    conditioning: Literal["attributes", "donor"]
+    attributes: tuple[str, ...] = Field(
+        default=(), description="the attributes an edit may set or clear (attributes models)"
+    )
+    exclusive_groups: tuple[tuple[str, ...], ...] = Field(
+        default=(),
+        description="attributes of which a face has one (hair colours): setting one clears "
+        "the others the request does not name",
+    )
+    attribute: str = Field(default="", description="the attribute a donor passes on")
+    crop: Literal["center_square"] = Field(
+        default="center_square",
+        description="how the face is cut: the centre square (CelebA aligned faces)",
+    )
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+    @model_validator(mode="after")
+    def _conditioning_fields(self) -> FaceEditSpec:
+        if self.conditioning == "attributes" and not self.attributes:
+            raise ValueError("an attributes model lists its attributes")
+        if self.conditioning == "donor" and not self.attribute:
+            raise ValueError("a donor model names the attribute it passes on")
+        for group in self.exclusive_groups:
+            if unknown := set(group) - set(self.attributes):
+                raise ValueError(f"exclusive group names unknown attributes {sorted(unknown)}")
+        return self
+
+
+class StyleTranslationSpec(_Frozen):
+    """Multi-domain translation with styles (StarGAN v2) of aligned faces at a fixed size.
+
+    Inputs, in order: the face (3, S, S) cut as ``crop`` says, a reference face (3, S, S),
+    a latent code (``latent_dim``,), the target domain one-hot (len(domains),) and a flag
+    (1,): 1 takes the style from the reference, 0 maps the latent code to one.
+    """
+
+    task: Literal["style_translation"] = "style_translation"
+    domains: tuple[str, ...] = Field(min_length=2, description="the target domains, in order")
+    latent_dim: int = Field(ge=1, description="length of the latent code a seed draws")
+    crop: Literal["center_square"] = "center_square"
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+
 class LandmarksSpec(_Frozen):
     """A landmark regressor on face crops."""
 
@@ -158,7 +212,9 @@ TaskSpec = Annotated[
     | DetectionSpec
     | DetectionStageSpec
     | EmbeddingSpec
-    | LandmarksSpec,
+    | LandmarksSpec
+    | FaceEditSpec
+    | StyleTranslationSpec,
     Field(discriminator="task"),
 ]
 Task = Literal[
@@ -169,6 +225,8 @@ Task = Literal[
     "face_detection_stage",
     "face_embedding",
     "face_landmarks",
+    "face_edit",
+    "style_translation",
 ]
 
 

@@ -1,7 +1,7 @@
 """Between pixels and tensors, as the model card says.
 
 Shared by the export parity gate (trainer) and the serving pipelines, so both feed a network
-the same way. numpy only.
+the same way. numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from gantry.core.cards import ModelCard
 
@@ -33,6 +34,19 @@ def normalise(rgb: NDArray[Any], card: ModelCard, *, white: float = 255.0) -> ND
     x = (x - np.asarray(card.mean, np.float32)) / np.asarray(card.std, np.float32)
     axes = (2, 0, 1) if x.ndim == 3 else (0, 3, 1, 2)
     return np.ascontiguousarray(x.transpose(axes), dtype=np.float32)
+
+
+def face_square(rgb: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
+    """An aligned face photo's centre square, resized (bicubic) to ``side`` x ``side``.
+
+    The cut of CelebA's aligned faces that the face-editing models trained on
+    (:func:`trainer.data.unpaired.load_face`): the square of the shorter side, in the middle.
+    """
+    h, w = rgb.shape[:2]
+    short = min(h, w)
+    top, left = (h - short) // 2, (w - short) // 2
+    square = Image.fromarray(rgb[top : top + short, left : left + short])
+    return np.asarray(square.resize((side, side), Image.Resampling.BICUBIC))
 
 
 def to_unit_range(chw: NDArray[Any], output_range: tuple[float, float]) -> NDArray[np.float32]:

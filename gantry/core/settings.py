@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # POST /v1/translate without `model` (empty: the field is required). The vintage CycleGAN
     # is MIT-licensed; pix2pix-facades is research only, so it is never the default.
     default_translate_model: str = "cyclegan-vintagify"
+    # POST /v1/edit without `model`. Every face-editing model is trained on CelebA (research
+    # only), so none is the default: requests name one.
+    default_edit_model: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384

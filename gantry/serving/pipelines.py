@@ -12,13 +12,14 @@ from collections.abc import Callable
 from gantry.core.registry import Registry
 from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
+from gantry.serving.edit import EditPipeline
 from gantry.serving.faces.service import FacePipeline
 from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
 from gantry.serving.synthesis import SynthesisPipeline
 from gantry.serving.translate import TranslatePipeline
 from gantry.serving.triton import TritonClient
 
-Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline
+Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline
 # Which pipeline serves the models of each task.
 PIPELINES: Registry[Callable[[Pipelines], Pipeline]] = Registry("task")
 
@@ -59,6 +60,12 @@ class Pipelines:
         )
         self.translate = TranslatePipeline(image_to_image=self.image_to_image)
         self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
+        self.edit = EditPipeline(
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
+            default_model=settings.default_edit_model or None,
+        )
         self.faces = FacePipeline(
             triton=self.triton, catalog=self.catalog, settings=settings, estimator=estimator
         )
@@ -77,3 +84,4 @@ PIPELINES.add("synthesis", lambda p: p.synthesis)
 PIPELINES.add("face_detection", lambda p: p.faces)
 PIPELINES.add("face_detection_stage", lambda p: p.faces)
 PIPELINES.add("face_embedding", lambda p: p.faces)
+PIPELINES.add("face_edit", lambda p: p.edit)

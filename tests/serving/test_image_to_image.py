@@ -19,7 +19,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.cards import BuildInfo, BuiltCard, ModelCard, SuperresSpec
+from gantry.core.cards import ModelCard, SuperresSpec
 from gantry.core.errors import InvalidInput, NotFound, TooLarge
 from gantry.core.repository import ModelRepository
 from gantry.core.settings import Settings
@@ -28,25 +28,11 @@ from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstima
 from gantry.serving.tiling import Padding, crop_output, fit_padding, pad_image
 from gantry.serving.translate import Conditioning, TranslatePipeline
 from gantry.serving.triton import TritonClient
+from tests.serving.builds import built
 from trainer.catalog import card
 
 Network = Callable[[NDArray[Any]], NDArray[Any]]
 RNG = np.random.default_rng(7)
-
-
-def _built(model_card: ModelCard, version: int = 1) -> BuiltCard:
-    build = BuildInfo(
-        version=version,
-        weights_file="-",
-        onnx_sha256="0" * 64,
-        opset=17,
-        parity_max_abs_err=0.0,
-        parity_images=[],
-        gflops_per_input_pixel=1e-6,
-        parameters=1,
-        built_at="2026-12-01T00:00:00+00:00",
-    )
-    return BuiltCard(card=model_card, build=build)
 
 
 class FakeTriton:
@@ -100,7 +86,7 @@ NETWORKS: dict[str, tuple[ModelCard, Network]] = {
 def catalog(tmp_path: Path) -> ModelCatalog:
     repository = ModelRepository(tmp_path)
     for model_card, _ in NETWORKS.values():
-        repository.write_card(_built(model_card))
+        repository.write_card(built(model_card))
     return ModelCatalog(tmp_path)
 
 

@@ -18,11 +18,19 @@ from tests.paths import DATA
 from tests.training import SMALL_RUN, train_under_torchrun
 from trainer import checkpointing
 from trainer.archs import build_network
-from trainer.archs.stargan import InstanceNorm2dTracked, StarGANDiscriminator, StarGANGenerator
+from trainer.archs.stargan import (
+    InstanceNorm2dTracked,
+    StarGANDiscriminator,
+    StarGANEditor,
+    StarGANGenerator,
+)
+from trainer.catalog import card
 from trainer.data import build_dataset, collate
 from trainer.data.attributes import CelebAAttributes
 from trainer.data.unpaired import UnpairedFaces
 from trainer.evaluation import AttributeTranslationEvaluator, cached_attribute_classifier
+from trainer.export.onnx import check_parity, export_onnx
+from trainer.export.probes import probe_inputs
 from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
 from trainer.recipes.stargan import (
@@ -382,7 +390,8 @@ def test_the_shipped_config_has_yunjeys_defaults_and_fits_the_cpu_budget() -> No
         "stargan_tiny",
         "stargan_tiny_discriminator",
     )
-    assert config.publish is None and not config.mask_vector
+    assert config.publish == "stargan-celeba" and not config.mask_vector
+    assert config.build_steps is not None and config.build_steps < config.steps
     assert config.time_limit_s is not None and config.time_limit_s <= 900
     assert config.log_every % config.n_critic == 0  # G losses land in the metric rows
     with pytest.raises(InvalidInput, match="listed twice"):
@@ -442,8 +451,13 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(
         )
     assert int(a["optimizers"]["D"]["state"][0]["step"]) == 8
     assert int(a["optimizers"]["G"]["state"][0]["step"]) == 4  # n_critic 2
+    # The run saves the editor it serves: the trained G and D (whose classifier reads faces).
     exported = torch.load(straight / GENERATOR_FILE, weights_only=True)
-    assert all(torch.equal(exported[k], a["networks"]["G"][k]) for k in exported)
+    parts = {"generator.": a["networks"]["G"], "discriminator.": a["networks"]["D"]}
+    assert len(exported) == sum(len(state) for state in parts.values())
+    for prefix, state in parts.items():
+        assert all(torch.equal(exported[prefix + k], v) for k, v in state.items()), prefix
+    assert result.generator_architecture == "stargan_tiny_editor"
 
     names = [n.lower() for n in ATTRIBUTES]
     assert set(result.metrics) == {
@@ -519,3 +533,43 @@ def test_two_process_ddp_under_torchrun(tmp_path: Path, classifier_cache: Path) 
     result, _ = train_under_torchrun("stargan-celeba", {**SMALL, "steps": 4}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 4)
     assert "val_target_attr_acc" in result["metrics"]
+
+
+# --- served as an editor --------------------------------------------------------------------
+
+
+def test_the_editor_sets_clears_and_keeps_what_ds_classifier_reads() -> None:
+    torch.manual_seed(0)
+    editor = build_network("stargan_tiny_editor", c_dim=5, image_size=64).eval()
+    assert isinstance(editor, StarGANEditor)
+    faces = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        own = (editor.discriminator(faces)[1] > 0).float()
+        keep = editor(faces, -torch.ones(2, 5))
+        assert torch.equal(keep, editor.generator(faces, own))
+        edit = torch.tensor([[1, 0, 0, -1, -1], [0, 0, 1, 1, 0]], dtype=torch.float32)
+        target = torch.where(edit < 0, own, edit)
+        assert torch.equal(editor(faces, edit), editor.generator(faces, target))
+
+
+def test_a_mask_vector_editor_fills_gs_labels_as_celeba_rows() -> None:
+    editor = build_network("stargan_tiny_editor", c_dim=5, image_size=64, second_label_dim=8)
+    assert isinstance(editor, StarGANEditor)
+    assert editor.generator.c_dim == 5 + 8 + 2
+    faces = torch.rand(1, 3, 64, 64) * 2 - 1
+    edit = torch.tensor([[1.0, 0, 0, 1, 0]])
+    layout = LabelLayout(5, 8, mask_vector=True)
+    with torch.no_grad():
+        expected = editor.generator(faces, layout.generator_labels(edit))
+        assert torch.equal(editor.eval()(faces, edit), expected)
+
+
+def test_the_editor_exports_with_both_inputs_and_passes_the_parity_gate(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model_card = card("stargan-celeba")
+    editor = build_network(model_card.architecture, **model_card.arch_kwargs).eval()
+    path = export_onnx(editor, model_card, tmp_path / "model.onnx")
+    probes = probe_inputs(model_card, DATA)
+    assert [tuple(a.shape for a in arrays) for _, arrays in probes] == [((3, 64, 64), (5,))] * 2
+    report = check_parity(editor, path, model_card, probes, tolerance=1e-4)
+    assert report.max_abs_err < 1e-4 and len(report.images) == 2

@@ -231,6 +231,58 @@ class StarGANDiscriminator(nn.Module):
         return self.conv1(h), self.conv2(h).flatten(1)
 
 
+class StarGANEditor(nn.Module):
+    """StarGAN served as a face editor: G, with D's attribute classifier reading the face.
+
+    An edit names only what should change; the rest of the target labels is what D's
+    auxiliary classifier (trained on real faces' labels) says the face has. Both networks
+    are the trained ones, so the state_dict is ``generator.*`` (yunjey's G keys) and
+    ``discriminator.*`` (yunjey's D keys).
+
+    Args:
+        generator: G, with ``c_dim`` labels (plus ``second_label_dim + 2`` with the mask vector).
+        discriminator: D, whose first ``c_dim`` classifier outputs are the edited attributes.
+        c_dim: the attributes an edit addresses.
+        second_label_dim: classes of the second dataset of a mask-vector G (0: no mask vector);
+            the edit then fills G's label input as CelebA's rows: those classes zero, mask
+            ``[1, 0]``.
+    """
+
+    def __init__(
+        self,
+        generator: StarGANGenerator,
+        discriminator: StarGANDiscriminator,
+        *,
+        c_dim: int,
+        second_label_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        expected = c_dim + second_label_dim + 2 if second_label_dim else c_dim
+        if generator.c_dim != expected:
+            raise ValueError(f"StarGANEditor: G takes {generator.c_dim} labels, not {expected}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.c_dim = c_dim
+        self.second_label_dim = second_label_dim
+
+    def forward(self, image: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) faces in [-1, 1] and (N, c_dim) edits → (N, 3, S, S) in [-1, 1].
+
+        An edit is 1 (set the attribute), 0 (clear it) or negative (keep what D's classifier
+        reads from the face: a logit above 0).
+        """
+        _, logits = self.discriminator(image)
+        own = (logits[:, : self.c_dim] > 0).to(image.dtype)
+        target = torch.where(attributes < 0, own, attributes.to(image.dtype))
+        if self.second_label_dim:
+            n = image.shape[0]
+            second = image.new_zeros(n, self.second_label_dim)
+            mask = torch.cat([image.new_ones(n, 1), image.new_zeros(n, 1)], dim=1)
+            target = torch.cat([target, second, mask], dim=1)
+        result: torch.Tensor = self.generator(image, target)
+        return result
+
+
 # --- registered variants -------------------------------------------------------------------
 # Typed factories registered by call (the decorator would erase the return type). Each takes
 # c_dim (and D image_size) so a recipe can size them from its attributes and layout.
@@ -261,7 +313,37 @@ def stargan_tiny_discriminator(
     return StarGANDiscriminator(image_size, conv_dim=16, c_dim=c_dim, repeat_num=5)
 
 
+def stargan_tiny_editor(
+    c_dim: int = CELEBA_C_DIM, image_size: int = 64, second_label_dim: int = 0
+) -> StarGANEditor:
+    """The tiny G and D of a ``stargan-celeba`` run, served as an editor."""
+    labels = c_dim + second_label_dim + 2 if second_label_dim else c_dim
+    return StarGANEditor(
+        stargan_tiny(labels),
+        stargan_tiny_discriminator(c_dim + second_label_dim, image_size),
+        c_dim=c_dim,
+        second_label_dim=second_label_dim,
+    )
+
+
+def stargan_celeba_editor(
+    c_dim: int = CELEBA_C_DIM,
+    image_size: int = CELEBA_IMAGE_SIZE,
+    second_label_dim: int = 0,
+) -> StarGANEditor:
+    """The released-size G and D (yunjey's CelebA 128 px models), served as an editor."""
+    labels = c_dim + second_label_dim + 2 if second_label_dim else c_dim
+    return StarGANEditor(
+        stargan_celeba(labels),
+        stargan_celeba_discriminator(c_dim + second_label_dim, image_size),
+        c_dim=c_dim,
+        second_label_dim=second_label_dim,
+    )
+
+
 ARCHS.register("stargan_celeba")(stargan_celeba)
 ARCHS.register("stargan_celeba_discriminator")(stargan_celeba_discriminator)
 ARCHS.register("stargan_tiny")(stargan_tiny)
 ARCHS.register("stargan_tiny_discriminator")(stargan_tiny_discriminator)
+ARCHS.register("stargan_tiny_editor")(stargan_tiny_editor)
+ARCHS.register("stargan_celeba_editor")(stargan_celeba_editor)

@@ -27,6 +27,6 @@ def all_cards() -> list[ModelCard]:
 
 
 # Imported for their side effect: each module registers its family's cards in CARDS.
-from trainer.catalog import faces, superres, synthesis, translation  # noqa: E402
+from trainer.catalog import editing, faces, superres, synthesis, translation  # noqa: E402
 
-__all__ = ["CARDS", "all_cards", "card", "faces", "superres", "synthesis", "translation"]
+__all__ = ["CARDS", "all_cards", "card", "editing", "faces", "superres", "synthesis", "translation"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from torch import nn
 from gantry.core.cards import ModelCard
 
 DEFAULT_OPSET = 17
+# One probe input: the only input's array, or one array per input of the card.
+ProbeInput = NDArray[Any] | tuple[NDArray[Any], ...]
 
 
 class ParityError(RuntimeError):
@@ -31,12 +34,17 @@ class ParityReport:
     images: tuple[str, ...]
 
 
-def probe_shape(card: ModelCard, side: int = 64) -> tuple[int, ...]:
-    """An input shape (batch 1) for tracing and counting: dynamic dims become ``side``."""
-    dims = card.inputs[0].dims
+def probe_shapes(card: ModelCard, side: int = 64) -> tuple[tuple[int, ...], ...]:
+    """Input shapes (batch 1), one per card input, for tracing and counting: dynamic dims
+    become ``side`` (rounded up to what the card takes)."""
     multiple = card.size_multiple
     side = -(-max(side, card.min_input_size) // multiple) * multiple  # rounded up to a multiple
-    return (1, *(d if d > 0 else side for d in dims))
+    return tuple((1, *(d if d > 0 else side for d in t.dims)) for t in card.inputs)
+
+
+def probe_shape(card: ModelCard, side: int = 64) -> tuple[int, ...]:
+    """The first (image) input's shape of :func:`probe_shapes`."""
+    return probe_shapes(card, side)[0]
 
 
 def _dynamic_axes(card: ModelCard) -> dict[str, dict[int, str]]:
@@ -68,11 +76,13 @@ def export_onnx(
     Returns:
         ``path``.
     """
-    shape = probe_shape(card)
+    shapes = list(probe_shapes(card))
     # Trace with a non-square input so no height/width confusion can hide in the graph.
-    if len(shape) == 4 and card.input_hw is None:
-        shape = (shape[0], shape[1], shape[2], shape[3] + max(8, card.size_multiple))
-    dummy = torch.rand(*shape)
+    widen = max(8, card.size_multiple)
+    for i, (shape, spec) in enumerate(zip(shapes, card.inputs, strict=True)):
+        if len(shape) == 4 and spec.dims[-1] < 0:
+            shapes[i] = (*shape[:-1], shape[-1] + widen)
+    dummies = tuple(torch.rand(*shape) for shape in shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export; it is still the one
@@ -80,7 +90,7 @@ def export_onnx(
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
-            (dummy,),
+            dummies,
             str(path),
             input_names=[t.name for t in card.inputs],
             output_names=[t.name for t in card.outputs],
@@ -95,11 +105,19 @@ def _as_tuple(output: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Te
     return output if isinstance(output, tuple) else (output,)
 
 
+def probe_arrays(card: ModelCard, probe: ProbeInput) -> tuple[NDArray[Any], ...]:
+    """A probe's arrays, one per card input (a single array is the only input's)."""
+    arrays = probe if isinstance(probe, tuple) else (probe,)
+    if len(arrays) != len(card.inputs):
+        raise ValueError(f"{card.name} takes {len(card.inputs)} inputs; a probe has {len(arrays)}")
+    return arrays
+
+
 def check_parity(
     model: nn.Module,
     onnx_path: Path,
     card: ModelCard,
-    images: list[tuple[str, NDArray[Any]]],
+    images: Sequence[tuple[str, ProbeInput]],
     *,
     tolerance: float = 1e-3,
 ) -> ParityReport:
@@ -109,7 +127,8 @@ def check_parity(
         model: the PyTorch module that was exported.
         onnx_path: the exported file.
         card: its card.
-        images: (label, CHW float32 array, already normalised as the card says) pairs.
+        images: (label, input) pairs: a CHW float32 array already normalised as the card
+            says, or for a card of several inputs a tuple of arrays in the card's order.
         tolerance: the largest allowed absolute difference on any output.
 
     Raises:
@@ -118,12 +137,13 @@ def check_parity(
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = card.inputs[0].name
+    names = [t.name for t in card.inputs]
     worst, total, count = 0.0, 0.0, 0
-    for _, chw in images:
+    for _, probe in images:
+        batch = [array[None] for array in probe_arrays(card, probe)]
         with torch.inference_mode():
-            expected = _as_tuple(model(torch.from_numpy(chw[None])))
-        got = session.run([t.name for t in card.outputs], {name: chw[None]})
+            expected = _as_tuple(model(*(torch.from_numpy(a) for a in batch)))
+        got = session.run([t.name for t in card.outputs], dict(zip(names, batch, strict=True)))
         for want, have in zip(expected, got, strict=True):
             diff = np.abs(have - want.numpy())
             worst = max(worst, float(diff.max()))
@@ -137,7 +157,9 @@ def check_parity(
     return report
 
 
-def conv_gflops_per_pixel(model: nn.Module, shape: tuple[int, ...]) -> float:
+def conv_gflops_per_pixel(
+    model: nn.Module, shape: tuple[int, ...], *more: tuple[int, ...]
+) -> float:
     """GFLOP (2 x multiply-adds of every convolution and linear layer) per input pixel.
 
     Convolutions are over 99% of the work of these networks, so this is what the gateway
@@ -145,7 +167,8 @@ def conv_gflops_per_pixel(model: nn.Module, shape: tuple[int, ...]) -> float:
 
     Args:
         model: the network.
-        shape: the (1, C, H, W) input to count on.
+        shape: the (1, C, H, W) image input to count on (per pixel of it).
+        more: the shapes of the model's other inputs, if it has more (zeros are fed).
     """
     macs = 0
 
@@ -164,7 +187,7 @@ def conv_gflops_per_pixel(model: nn.Module, shape: tuple[int, ...]) -> float:
     ]
     try:
         with torch.inference_mode():
-            model(torch.zeros(*shape))
+            model(torch.zeros(*shape), *(torch.zeros(*s) for s in more))
     finally:
         for handle in handles:
             handle.remove()

@@ -8,20 +8,20 @@ still runs, on a fixed pseudo-random image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.cards import ModelCard, SynthesisSpec
+from gantry.core.cards import FaceEditSpec, ModelCard, SynthesisSpec
 from gantry.core.labelmaps import classes_from_ids, generator_input
-from gantry.core.preprocess import normalise
+from gantry.core.preprocess import face_square, normalise
 from gantry.core.registry import Registry
+from trainer.export.onnx import ProbeInput
 
-Probe = list[tuple[str, NDArray[Any]]]
+Probe = Sequence[tuple[str, ProbeInput]]
 PROBES: Registry[Callable[[ModelCard, Path], Probe]] = Registry("task probe")
 
 # Crops small enough that the 23-block RRDBNet check stays in seconds on a CPU.
@@ -136,6 +136,38 @@ def _label_maps(card: ModelCard, data_dir: Path) -> Probe:
         )
         inputs.append((f"{name} at {h}x{w}", x))
     return inputs
+
+
+# Two CelebA faces (research-only data: read here to check the export, never shipped).
+_CELEBA_FACES = (
+    "train/celeba_attr_subset/images/000001.jpg",
+    "train/celeba_attr_subset/images/000002.jpg",
+)
+
+
+@PROBES.register("face_edit")
+def _face_edits(card: ModelCard, data_dir: Path) -> Probe:
+    """Two faces cut as serving cuts them, each with an edit: attribute vectors that set,
+    clear and keep, or the other face as the donor."""
+    spec = card.spec
+    assert isinstance(spec, FaceEditSpec)
+    fixed = card.input_hw
+    assert fixed is not None
+    faces = [
+        (name, normalise(face_square(rgb, fixed[0]), card))
+        for name, rgb in _photos(data_dir, _CELEBA_FACES)
+    ]
+    if spec.conditioning == "donor":
+        return [
+            (f"{name} from {faces[-1 - i][0]}", (face, faces[-1 - i][1]))
+            for i, (name, face) in enumerate(faces)
+        ]
+    c = len(spec.attributes)
+    edits = [np.resize(np.asarray(v, np.float32), c) for v in ([1, 0, -1], [-1, 1, 0])]
+    return [
+        (f"{name} with {edit.tolist()}", (face, edit))
+        for (name, face), edit in zip(faces, edits, strict=False)
+    ]
 
 
 def probe_inputs(card: ModelCard, data_dir: Path) -> Probe:

@@ -31,7 +31,7 @@ from trainer.export.onnx import (
     check_parity,
     conv_gflops_per_pixel,
     export_onnx,
-    probe_shape,
+    probe_shapes,
     sha256_file,
 )
 from trainer.export.probes import probe_inputs
@@ -162,7 +162,7 @@ def build_version(
             opset=DEFAULT_OPSET,
             parity_max_abs_err=report.max_abs_err,
             parity_images=list(report.images),
-            gflops_per_input_pixel=conv_gflops_per_pixel(model, probe_shape(model_card)),
+            gflops_per_input_pixel=conv_gflops_per_pixel(model, *probe_shapes(model_card)),
             parameters=sum(p.numel() for p in model.parameters()),
             built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             build_key=key,

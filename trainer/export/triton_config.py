@@ -22,14 +22,23 @@ def optimal_side(card: ModelCard) -> int:
 
 
 def _trt_shapes(card: ModelCard) -> dict[str, str]:
-    """TensorRT optimisation profile of the ONNX Runtime TRT accelerator: one tile batch."""
-    (inp,) = card.inputs
-    c = inp.dims[0]
+    """TensorRT optimisation profile of the ONNX Runtime TRT accelerator: one tile batch.
+
+    Every input's dynamic dims run from ``min_input_size`` to the tile; fixed dims are kept.
+    """
     tile = optimal_side(card)
+
+    def shapes(batch: int, side: int) -> str:
+        return ",".join(
+            f"{t.name}:"
+            + "x".join(str(d) for d in (batch, *(d if d > 0 else side for d in t.dims)))
+            for t in card.inputs
+        )
+
     return {
-        "trt_profile_min_shapes": f"{inp.name}:1x{c}x{card.min_input_size}x{card.min_input_size}",
-        "trt_profile_opt_shapes": f"{inp.name}:{card.max_batch_size}x{c}x{tile}x{tile}",
-        "trt_profile_max_shapes": f"{inp.name}:{card.max_batch_size}x{c}x{tile}x{tile}",
+        "trt_profile_min_shapes": shapes(1, card.min_input_size),
+        "trt_profile_opt_shapes": shapes(card.max_batch_size, tile),
+        "trt_profile_max_shapes": shapes(card.max_batch_size, tile),
     }
 
 

@@ -72,7 +72,8 @@ class Recipe(ABC):
 
     @abstractmethod
     def generator_architecture(self) -> str:
-        """The registered architecture of the generator a run publishes."""
+        """The registered architecture of the network a run saves and publishes (the
+        generator, or what :meth:`served_network` makes of it)."""
 
     # --- what a family may add -------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
@@ -87,6 +88,12 @@ class Recipe(ABC):
         """Restore what :meth:`extra_state` returned (a checkpoint's copy, tensors on CPU)."""
         if state:
             raise ValueError(f"{type(self).__name__} keeps no extra state; got {sorted(state)}")
+
+    def served_network(self, generator: nn.Module) -> nn.Module:
+        """The network a run saves as ``generator.pth`` and publishes, given the generator it
+        evaluates (the EMA copy when on): the generator itself unless a family serves it with
+        other trained parts (StarGAN's editor reads D's classifier)."""
+        return generator
 
     # --- helpers ---------------------------------------------------------------------------
     def adam(self, *modules: nn.Module) -> torch.optim.Adam:

@@ -50,6 +50,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import StarGANConfig
 from trainer.archs import build_network
+from trainer.archs.stargan import StarGANDiscriminator, StarGANEditor, StarGANGenerator
 from trainer.data import Sample, Split, TrainingDataset, build_dataset
 from trainer.data.attributes import CelebAAttributes
 from trainer.distributed import unwrap
@@ -234,7 +235,17 @@ class StarGANRecipe(Recipe):
         return self._train
 
     def generator_architecture(self) -> str:
-        return self.config.generator
+        """The editor of G and D (:class:`~trainer.archs.stargan.StarGANEditor`)."""
+        return f"{self.config.generator}_editor"
+
+    def served_network(self, generator: nn.Module) -> nn.Module:
+        """G with D's attribute classifier, as a face editor."""
+        cfg = self.config
+        g, d = unwrap(generator), unwrap(self.networks["D"])
+        if not isinstance(g, StarGANGenerator) or not isinstance(d, StarGANDiscriminator):
+            raise TypeError(f"stargan serves yunjey's G and D, not {type(g).__name__}")
+        second = cfg.second_label_dim if cfg.mask_vector else 0
+        return StarGANEditor(g, d, c_dim=len(cfg.attributes), second_label_dim=second)
 
     def is_generator_step(self, step: int) -> bool:
         """Whether G is updated at (0-based) ``step``: every ``n_critic``-th D update."""
