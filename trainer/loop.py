@@ -12,6 +12,10 @@ A run lives in one folder (``<checkpoint_dir>/<run>``)::
     generator.pth                the trained generator's state_dict (EMA weights if on)
     result.json                  what :class:`RunResult` holds
 
+With ``optim.decay_start`` set, every optimiser's rates fall linearly to 0 from that fraction
+of ``steps`` (each from its own initial rate, so a recipe's per-network rates keep their
+ratio); the rate is a function of the step, so it needs no state of its own.
+
 Starting a run whose folder has a checkpoint continues from it. The randomness of step ``s``
 on rank ``r`` (dropout, sampling) is seeded from ``(seed, s, r)``, so a run resumed from
 step ``s`` repeats the steps it would have taken.
@@ -141,6 +145,9 @@ class _Run:
         self.elapsed = 0.0
         self.resumed_from: int | None = None
         self.metrics_at_init: dict[str, float] = {}
+        for optimizer in self.recipe.optimizers.values():
+            for group in optimizer.param_groups:  # the rate decay scales from here
+                group.setdefault("initial_lr", group["lr"])
         self._resume()
         # After loading: DDP broadcasts rank 0's parameters to the others on wrapping.
         self.recipe.networks = {
@@ -244,6 +251,7 @@ class _Run:
             picks = self.sampler.batch(self.step)
             batch = collate([self.dataset.sample(i, flip) for i, flip in picks])
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            self._set_learning_rates()
             losses = self.recipe.train_step(batch, self.step)
             if self.ema is not None:
                 self.ema.update(unwrap(self.recipe.networks[self.recipe.generator_key]))
@@ -256,6 +264,14 @@ class _Run:
                 stopped = "time_limit"
                 break
         return self._finish(stopped)
+
+    def _set_learning_rates(self) -> None:
+        """Every optimiser's rates for this step: its initial ones times the config's decay
+        (a function of the step alone, so a resumed run follows the same schedule)."""
+        factor = self.config.optim.lr_factor(self.step, self.config.steps)
+        for optimizer in self.recipe.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def _over_time(self, limit: float) -> bool:
         # Rank 0's clock decides, so every process stops at the same step.

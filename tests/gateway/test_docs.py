@@ -34,6 +34,11 @@ def test_document_types_what_the_platform_serves(client: TestClient) -> None:
     assert translate_body["image"]["format"] == translate_body["reference"]["format"] == "binary"
     assert {"version", "domain", "seed", "format"} <= set(translate_body)
     assert schemas["Body_translate"]["required"] == ["image"]
+    assert "stargan-celeba" in schemas["FaceEditModel"]["enum"]
+    edit_body = schemas["Body_edit"]["properties"]
+    assert edit_body["model"]["$ref"] == "#/components/schemas/FaceEditModel"
+    assert edit_body["image"]["format"] == edit_body["donor"]["format"] == "binary"
+    assert {"version", "attributes", "format"} <= set(edit_body)
     assert schemas["Detector"]["enum"] == ["mtcnn", "retinaface"]
     assert set(schemas["JobRequest"]["discriminator"]["mapping"]) == {
         "superres_batch",
@@ -43,7 +48,7 @@ def test_document_types_what_the_platform_serves(client: TestClient) -> None:
     assert schemas["Body_superres"]["properties"]["image"]["format"] == "binary"
     assert "HTTPValidationError" not in schemas
     paths = spec["paths"]
-    for path in ("/v1/superres", "/v1/translate"):
+    for path in ("/v1/superres", "/v1/translate", "/v1/edit"):
         responses = paths[path]["post"]["responses"]
         for status in ("404", "413", "415", "422", "502", "503"):
             ref = responses[status]["content"]["application/json"]

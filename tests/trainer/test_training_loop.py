@@ -100,6 +100,34 @@ def test_a_run_stopped_mid_way_resumes_from_its_checkpoint(tmp_path: Path) -> No
     assert (result.resumed_from, result.step) == (4, 8)
 
 
+def test_learning_rates_decay_linearly_over_the_second_half() -> None:
+    optim = _config(**{"optim.decay_start": 0.5}).optim
+    assert [optim.lr_factor(s, 8) for s in (0, 4, 5, 7)] == [1.0, 1.0, 0.75, 0.25]
+    assert _config().optim.lr_factor(7, 8) == 1.0  # the shipped config keeps a constant rate
+
+
+def test_a_decaying_run_resumed_mid_way_follows_the_same_schedule(tmp_path: Path) -> None:
+    class StopError(Exception):
+        pass
+
+    def stop_at_6(report: StepReport) -> None:
+        if report.step == 6:
+            raise StopError
+
+    config = _config(steps=8, **{"optim.decay_start": 0.5})
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(config, straight, data_dir=DATA, device="cpu")
+    with pytest.raises(StopError):
+        train(config, resumed, data_dir=DATA, device="cpu", on_step=stop_at_6)
+    assert train(config, resumed, data_dir=DATA, device="cpu").resumed_from == 4
+    a, b = _generator(straight), _generator(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last = checkpointing.load(straight / "checkpoints" / "step-000008.pt")
+    for state in last["optimizers"].values():
+        # The last step (7) ran at a quarter of the initial rate.
+        assert [g["lr"] for g in state["param_groups"]] == [pytest.approx(2e-4 * 0.25)]
+
+
 def test_the_time_limit_stops_with_a_checkpoint(tmp_path: Path) -> None:
     result = train(_config(steps=1000, time_limit_s=0.01), tmp_path, data_dir=DATA, device="cpu")
     assert result.stopped == "time_limit"
