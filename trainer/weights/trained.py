@@ -49,10 +49,10 @@ def state_dict_from_training(card: ModelCard, data_dir: Path | None = None) -> S
 
     settings = get_settings()
     data_dir = data_dir or settings.data_dir
-    config = load_train_config(card.name)
-    if config.build_steps is None:
-        raise InvalidInput("invalid_config", f"config {card.name} has no build_steps")
-    config = config.model_copy(update={"steps": config.build_steps, "time_limit_s": None})
+    try:
+        config = load_train_config(card.name).for_build()
+    except ValueError as exc:
+        raise InvalidInput("invalid_config", f"config {card.name}: {exc}") from exc
     payload = {
         "config": config.model_dump(mode="json"),
         "code": digest_sources(_SOURCES),

@@ -83,6 +83,17 @@ class TrainConfig(_Strict):
         description="steps `gantry models build` trains the published model's version 1 with",
     )
 
+    def for_build(self) -> TrainConfig:
+        """The short run `gantry models build` trains version 1 with: ``build_steps`` steps,
+        no time limit (a family with stages scales them to fit).
+
+        Raises:
+            ValueError: the config has no ``build_steps``.
+        """
+        if self.build_steps is None:
+            raise ValueError("the config has no build_steps")
+        return self.model_copy(update={"steps": self.build_steps, "time_limit_s": None})
+
 
 class PerceptualTerm(_Strict):
     """A VGG19 perceptual term (features before activation); off unless given a weights file."""
