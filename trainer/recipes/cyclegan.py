@@ -19,8 +19,9 @@ One step is junyanz's ``optimize_parameters``:
 junyanz switches the Ds' ``requires_grad`` off for the G step, only to save the gradients
 of their weights. DistributedDataParallel must not see that flag change after wrapping, so a
 wrapped D keeps it and its weights' gradients from the G step are discarded by the D step's
-``zero_grad``; the updates are the same either way. Not here from junyanz: the linear
-learning-rate decay of the second half of training (the loop has a constant rate).
+``zero_grad``; the updates are the same either way. junyanz's linear learning-rate decay
+over the second half of training is the loop's ``optim.decay_start: 0.5``; the shipped
+configs keep a constant rate (their measured runs are what the README reports).
 """
 
 from __future__ import annotations
