@@ -16,6 +16,10 @@ at initialisation and at the end, next to the baseline each must beat:
 * stargan-celeba: the share of held-aside faces asked for yunjey's test targets (a hair
   colour, or sex or age toggled) that an attribute classifier judges to have them, and the
   identity cosine, as above.
+* icgan-celeba: the same two figures for IcGAN's edits G(E_z(x), y) with the same targets,
+  the L1 (in [-1, 1] units) of its reconstruction G(E_z(x), E_y(x)) against the face (vs the
+  L1 between two different faces), and E_y's balanced accuracy on the held-aside faces' five
+  attributes (vs the evaluation's attribute classifier).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -65,6 +69,27 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "real faces",
         ),
         ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
+    ],
+    "icgan-celeba": [
+        (
+            "val_target_attr_acc",
+            "asked-for attribute judged present",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
+        (
+            "val_reconstruction_l1",
+            "L1 of G(E_z(x), E_y(x)) to x (lower is better)",
+            "val_l1_other_faces",
+            "another face",
+        ),
+        (
+            "val_encoder_y_acc",
+            "E_y attribute accuracy (balanced)",
+            "classifier_real_acc",
+            "attribute classifier",
+        ),
     ],
 }
 

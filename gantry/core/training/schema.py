@@ -262,9 +262,86 @@ class StarGANConfig(TrainConfig):
         return self
 
 
+class IcGANStages(_Strict):
+    """Steps of each IcGAN training stage, run one after the other in one run."""
+
+    cgan: int = Field(ge=0, description="stage 1: the conditional GAN (G and D)")
+    encoder_z: int = Field(ge=0, description="stage 2: E_z on (z, G(z, y)) pairs, G frozen")
+    encoder_y: int = Field(ge=0, description="stage 3: E_y on real faces and their labels")
+
+    @property
+    def total(self) -> int:
+        """Steps of the whole run."""
+        return self.cgan + self.encoder_z + self.encoder_y
+
+
+class IcGANConfig(TrainConfig):
+    """IcGAN (Perarnau et al., 2016): a conditional DCGAN G(z, y) / D(x, y) on a set of CelebA
+    attributes, then the encoders that invert G: E_z (image → z) and E_y (image → y).
+
+    The defaults are Guim3/IcGAN's (``cfg/mainConfig.lua``): nz 100, Adam 2e-4 / beta1 0.5 for
+    the GAN, D also trained on real faces with mismatched labels (``trainWrongY``), and Adam
+    1e-4 / beta1 0.1 for both encoders. ``steps`` is the sum of ``stage_steps`` (filled in
+    when omitted); the stage of a step depends only on its number. Differences from upstream:
+    E_y is trained with binary cross-entropy on its logits (upstream: MSE on the -1/1
+    labels), and the three stages run in one run instead of three scripts.
+    """
+
+    recipe: Literal["icgan"] = "icgan"
+    generator: str = Field(
+        default="icgan_tiny", description="the G + E_z + E_y container, built with ny"
+    )
+    discriminator: str = Field(
+        default="icgan_tiny_discriminator",
+        description="D(x, y), built with ny and image_size = data.size",
+    )
+    attributes: tuple[str, ...] = Field(
+        default=STARGAN_ATTRIBUTES, min_length=1, description="CelebA attributes y conditions on"
+    )
+    hair_colours: tuple[str, ...] = Field(
+        default=STARGAN_HAIR_COLOURS,
+        description="attributes that form one hair-colour group in the evaluation's targets",
+    )
+    stage_steps: IcGANStages
+    gan_loss: GanLossName = Field(
+        default="nonsaturating", description="upstream: BCE on D's sigmoid (non-saturating G)"
+    )
+    train_wrong_y: bool = Field(
+        default=True, description="D also learns to reject real faces with other faces' labels"
+    )
+    encoder_optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.1, beta2=0.999)
+    bn_refresh_batches: int = Field(
+        default=100,
+        ge=0,
+        description="batches G's batch-norm statistics are re-estimated on after stage 1",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_from_stages(cls, data: object) -> object:
+        if isinstance(data, dict) and "steps" not in data:
+            stages = data.get("stage_steps")
+            if isinstance(stages, dict):
+                data = {**data, "steps": sum(int(v) for v in stages.values())}
+            elif isinstance(stages, IcGANStages):
+                data = {**data, "steps": stages.total}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IcGANConfig:
+        if self.steps != self.stage_steps.total:
+            raise ValueError(
+                f"steps ({self.steps}) must be the sum of stage_steps ({self.stage_steps.total})"
+            )
+        if len(set(self.attributes)) != len(self.attributes):
+            raise ValueError(f"attributes are listed twice: {list(self.attributes)}")
+        return self
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
 CONFIG_TYPES.add("cyclegan", CycleGANConfig)
 CONFIG_TYPES.add("combogan", ComboGANConfig)
 CONFIG_TYPES.add("stargan", StarGANConfig)
+CONFIG_TYPES.add("icgan", IcGANConfig)
