@@ -8,6 +8,7 @@ import pytest
 
 from gantry.core.cards import FaceEditSpec
 from gantry.core.errors import InvalidInput
+from gantry.core.training import IcGANConfig, load_train_config
 from gantry.serving.edit import Edit, attribute_vector, check_edit
 from tests.serving.builds import built
 from trainer.catalog import card
@@ -89,3 +90,20 @@ def test_the_stargan_card_follows_its_training_config() -> None:
     assert [t.dims for t in model_card.inputs] == [(3, 64, 64), (5,)]
     assert model_card.architecture == "stargan_tiny_editor"
     assert model_card.weights.research_only and "CelebA" in model_card.license
+
+
+def test_the_icgan_card_follows_its_training_config() -> None:
+    config = load_train_config("icgan-celeba")
+    model_card = card("icgan-celeba")
+    spec = model_card.spec
+    assert isinstance(spec, FaceEditSpec) and isinstance(config, IcGANConfig)
+    assert spec.attributes == config.attributes and spec.exclusive_groups == (HAIR,)
+    assert model_card.architecture == config.generator
+    assert model_card.arch_kwargs == {"ny": len(config.attributes)}
+    assert model_card.weights.research_only
+    # Its build-time run scales every stage, so version 1 has trained encoders too.
+    build = config.for_build()
+    assert isinstance(build, IcGANConfig) and build.steps == build.stage_steps.total
+    assert config.build_steps is not None
+    assert abs(build.steps - config.build_steps) <= 2
+    assert min(build.stage_steps.cgan, build.stage_steps.encoder_z, build.stage_steps.encoder_y) > 0

@@ -491,7 +491,7 @@ def test_the_shipped_config_has_upstreams_settings_and_stages_summing_to_steps()
     assert (config.data.size, config.data.dataset, config.publish) == (
         64,
         "celeba_attributes",
-        None,
+        "icgan-celeba",
     )
     assert config.time_limit_s is None  # a time limit would cut the encoder stages off
     assert _config().steps == 8  # filled in from overridden stages

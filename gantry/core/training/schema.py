@@ -327,6 +327,24 @@ class IcGANConfig(TrainConfig):
                 data = {**data, "steps": stages.total}
         return data
 
+    def for_build(self) -> IcGANConfig:
+        """The build-time run: every stage scaled by ``build_steps / steps`` (each at least
+        one step), so version 1 has trained encoders too.
+
+        Raises:
+            ValueError: the config has no ``build_steps``.
+        """
+        if self.build_steps is None:
+            raise ValueError("the config has no build_steps")
+        scale = self.build_steps / self.steps
+        stages = IcGANStages(
+            cgan=max(1, round(self.stage_steps.cgan * scale)),
+            encoder_z=max(1, round(self.stage_steps.encoder_z * scale)),
+            encoder_y=max(1, round(self.stage_steps.encoder_y * scale)),
+        )
+        update = {"stage_steps": stages, "steps": stages.total, "time_limit_s": None}
+        return self.model_copy(update=update)
+
     @model_validator(mode="after")
     def _consistent(self) -> IcGANConfig:
         if self.steps != self.stage_steps.total:
