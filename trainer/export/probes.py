@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.cards import FaceEditSpec, ModelCard, SynthesisSpec
+from gantry.core.cards import FaceEditSpec, ModelCard, StyleTranslationSpec, SynthesisSpec
 from gantry.core.labelmaps import classes_from_ids, generator_input
 from gantry.core.preprocess import face_square, normalise
 from gantry.core.registry import Registry
@@ -168,6 +168,36 @@ def _face_edits(card: ModelCard, data_dir: Path) -> Probe:
         (f"{name} with {edit.tolist()}", (face, edit))
         for (name, face), edit in zip(faces, edits, strict=False)
     ]
+
+
+@PROBES.register("style_translation")
+def _styled_faces(card: ModelCard, data_dir: Path) -> Probe:
+    """Two faces cut as serving cuts them: one translated with the other as the reference
+    (to the first domain), the other with a seeded latent style (to the last domain)."""
+    spec = card.spec
+    assert isinstance(spec, StyleTranslationSpec)
+    fixed = card.input_hw
+    assert fixed is not None
+    faces = [
+        (name, normalise(face_square(rgb, fixed[0]), card))
+        for name, rgb in _photos(data_dir, _CELEBA_FACES)
+    ]
+    k = len(spec.domains)
+    z = np.random.default_rng(0).standard_normal(spec.latent_dim).astype(np.float32)
+    probes: list[tuple[str, ProbeInput]] = []
+    for i, (name, face) in enumerate(faces):
+        reference_name, reference = faces[-1 - i]
+        use_reference = i % 2 == 0
+        domain = np.eye(k, dtype=np.float32)[0 if use_reference else k - 1]
+        how = f"{reference_name}'s style" if use_reference else "seed 0"
+        flag = np.full(1, 1.0 if use_reference else 0.0, np.float32)
+        probes.append(
+            (
+                f"{name} to {spec.domains[int(domain.argmax())]}, {how}",
+                (face, reference, z, domain, flag),
+            )
+        )
+    return probes
 
 
 def probe_inputs(card: ModelCard, data_dir: Path) -> Probe:
