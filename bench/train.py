@@ -16,6 +16,11 @@ at initialisation and at the end, next to the baseline each must beat:
 * stargan-celeba: the share of held-aside faces asked for yunjey's test targets (a hair
   colour, or sex or age toggled) that an attribute classifier judges to have them, and the
   identity cosine, as above.
+* genegan-celeba: on 100 held-aside pairs of a blond and a not-blond face, the share of
+  not-blond faces given the blond donor's attribute part that a blond/not-blond classifier
+  (trained on real training faces) judges blond, the share of blond faces given the other's
+  zero attribute part it judges not blond, and the identity cosine of each swap to its own
+  face, as above.
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -61,6 +66,21 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
         (
             "val_target_attr_acc",
             "asked-for attribute judged present",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
+    ],
+    "genegan-celeba": [
+        (
+            "val_attr_added_acc",
+            "not-blond given a blond donor's part judged blond",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        (
+            "val_attr_removed_acc",
+            "blond given a not-blond donor's part judged not blond",
             "classifier_real_acc",
             "real faces",
         ),

@@ -10,6 +10,15 @@ from trainer.recipes.base import Recipe
 RECIPES: Registry[type[Recipe]] = Registry("training recipe")
 
 # Imported for their side effect: each module registers its recipe.
-from trainer.recipes import combogan, cyclegan, pix2pix, pix2pixhd, stargan  # noqa: E402
+from trainer.recipes import combogan, cyclegan, genegan, pix2pix, pix2pixhd, stargan  # noqa: E402
 
-__all__ = ["RECIPES", "Recipe", "combogan", "cyclegan", "pix2pix", "pix2pixhd", "stargan"]
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "combogan",
+    "cyclegan",
+    "genegan",
+    "pix2pix",
+    "pix2pixhd",
+    "stargan",
+]
