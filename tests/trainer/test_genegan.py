@@ -303,12 +303,14 @@ def test_the_nulling_loss_reaches_the_splitter() -> None:
     assert not torch.equal(updates[0], updates[1])
 
 
-def test_the_shipped_config_has_upstreams_settings() -> None:
+def test_the_shipped_config_has_upstreams_settings_but_the_adversarial_weight() -> None:
     config = load_train_config("genegan-celeba")
     assert isinstance(config, GeneGANConfig) and CONFIG_TYPES.get("genegan") is GeneGANConfig
     assert config.attribute == ATTRIBUTE and config.second_ratio == 0.25
     assert (config.optim.lr, config.rmsprop_decay, config.clip) == (5e-5, 0.8, 0.01)
-    assert (config.lambda_rec, config.lambda_nulling, config.lambda_adv) == (1, 1, 1)
+    assert (config.lambda_rec, config.lambda_nulling) == (1, 1)
+    assert config.lambda_adv == 100  # upstream's 1 does not move G in the CPU budget
+    assert (config.gan_loss, config.optimizer) == ("wgan", "rmsprop")
     assert config.lambda_parallelogram == pytest.approx(0.01 * 255)
     assert (config.weight_decay, config.critic_burst, config.burst_every) == (5e-5, 100, 500)
     assert (config.data.size, config.data.dataset) == (64, "celeba_attributes")
