@@ -32,9 +32,9 @@ each iteration (:meth:`GeneGANRecipe.is_generator_step`), on that step's batch.
 
 Every weight defaults to upstream's (``lambda_adv`` 1); the shipped config raises
 ``lambda_adv`` to 100 for its short CPU run (its header says why). ``gan_loss``, ``clip``
-and ``optimizer`` are upstream's WGAN, 0.01 and RMSProp by default;
-the paper writes the log-D GAN loss instead, which ``gan_loss: nonsaturating`` with ``clip:
-null`` (and ``optimizer: adam``) trains. Not here from upstream: its fresh batch for every
+and ``optimizer`` default to upstream's WGAN, 0.01 and RMSProp; the paper writes the log-D
+GAN loss instead, which ``gan_loss: nonsaturating`` with ``clip: null`` (and ``optimizer:
+adam``) trains. Not here from upstream: its fresh batch for every
 critic update and for the G update (G reuses the last critic step's batch), and its RMSProp's
 squared-gradient average starting at 1 (TensorFlow's; PyTorch's starts at 0).
 
