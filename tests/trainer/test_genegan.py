@@ -226,7 +226,7 @@ def test_the_pixel_losses_are_in_upstreams_0_to_1_units() -> None:
     assert float(parallelogram_loss(au, b0, a0, au)) == pytest.approx(0.25)
     splitter = GeneGANSplitter(width=4)
     expected = sum(
-        0.5 * 5e-5 * float(w.pow(2).mean())
+        0.5 * 5e-5 * float(w.detach().pow(2).mean())
         for w in (splitter.conv1.weight, splitter.conv2.weight, splitter.conv3.weight)
     )
     assert float(kernel_decay(splitter, 5e-5)) == pytest.approx(expected, rel=1e-6)
