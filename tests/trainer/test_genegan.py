@@ -229,7 +229,7 @@ def test_the_pixel_losses_are_in_upstreams_0_to_1_units() -> None:
         0.5 * 5e-5 * float(w.detach().pow(2).mean())
         for w in (splitter.conv1.weight, splitter.conv2.weight, splitter.conv3.weight)
     )
-    assert float(kernel_decay(splitter, 5e-5)) == pytest.approx(expected, rel=1e-6)
+    assert kernel_decay(splitter, 5e-5).item() == pytest.approx(expected, rel=1e-6)
 
 
 def _recipe(config: GeneGANConfig) -> GeneGANRecipe:
