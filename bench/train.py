@@ -20,6 +20,11 @@ at initialisation and at the end, next to the baseline each must beat:
   the L1 (in [-1, 1] units) of its reconstruction G(E_z(x), E_y(x)) against the face (vs the
   L1 between two different faces), and E_y's balanced accuracy on the held-aside faces' five
   attributes (vs the evaluation's attribute classifier).
+* genegan-celeba: on 100 held-aside pairs of a blond and a not-blond face, the share of
+  not-blond faces given the blond donor's attribute part that a blond/not-blond classifier
+  (trained on real training faces) judges blond, the share of blond faces given the other's
+  zero attribute part it judges not blond, and the identity cosine of each swap to its own
+  face, as above.
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -90,6 +95,21 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "classifier_real_acc",
             "attribute classifier",
         ),
+    ],
+    "genegan-celeba": [
+        (
+            "val_attr_added_acc",
+            "not-blond given a blond donor's part judged blond",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        (
+            "val_attr_removed_acc",
+            "blond given a not-blond donor's part judged not blond",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
     ],
 }
 

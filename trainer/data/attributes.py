@@ -129,3 +129,62 @@ class CelebAAttributes:
 def celeba_attributes(root: Path, split: Split, size: int) -> CelebAAttributes:
     """CelebA with its 40 attribute labels (4,700 train / 300 val faces); research only."""
     return CelebAAttributes(root, split, size)
+
+
+# Fixed seed of the permutation that draws a sample's face without the attribute.
+_WITHOUT_PERMUTATION_SEED = 0x0
+
+
+class AttributePairs:
+    """One attribute's two sets of a :class:`CelebAAttributes` split, drawn as GeneGAN draws
+    its two batches: a face with the attribute (``au``) and, independently, one without
+    (``b0``), as upstream's two shuffled queues of ``attribute == 1`` and ``== -1`` faces.
+
+    The length is the larger set's; index ``i`` gives the face with the attribute ``i mod
+    n_with`` and the face without it ``perm[i] mod n_without`` for a fixed permutation
+    ``perm``, so the step sampler's shuffles decide both, deterministically (resume repeats
+    them). The two faces of a sample are unrelated people.
+
+    Args:
+        faces: a split of ``celeba_attributes``.
+        attribute: the CelebA attribute (e.g. ``Blond_Hair``).
+
+    Attributes:
+        attribute: the attribute's name.
+        with_index, without_index: positions in ``faces`` of the faces with and without it.
+
+    Raises:
+        KeyError: an attribute the labels do not have (the message lists them).
+        ValueError: no face of the split has the attribute, or every face has it.
+    """
+
+    def __init__(self, faces: CelebAAttributes, attribute: str) -> None:
+        (column,) = faces.columns([attribute])
+        present = faces.labels[:, column]
+        self.faces = faces
+        self.attribute = attribute
+        self.with_index = np.flatnonzero(present)
+        self.without_index = np.flatnonzero(~present)
+        if not len(self.with_index) or not len(self.without_index):
+            raise ValueError(f"{attribute}: the split needs faces with it and faces without it")
+        self._without_of = np.random.default_rng(_WITHOUT_PERMUTATION_SEED).permutation(len(self))
+
+    def __len__(self) -> int:
+        return max(len(self.with_index), len(self.without_index))
+
+    def sample(self, index: int, flip: bool = False) -> Sample:
+        """A face with the attribute and an unrelated one without, (3, H, W) in [-1, 1]."""
+        with_face = int(self.with_index[index % len(self.with_index)])
+        without = int(self.without_index[int(self._without_of[index]) % len(self.without_index)])
+        return {
+            "au": to_tensor(self.faces.faces_uint8[with_face], flip),
+            "b0": to_tensor(self.faces.faces_uint8[without], flip),
+        }
+
+    def faces_with(self) -> torch.Tensor:
+        """Every face with the attribute, (N, 3, H, W) uint8, in the split's order."""
+        return self.faces.faces()[torch.from_numpy(self.with_index)]
+
+    def faces_without(self) -> torch.Tensor:
+        """Every face without the attribute, (N, 3, H, W) uint8, in the split's order."""
+        return self.faces.faces()[torch.from_numpy(self.without_index)]

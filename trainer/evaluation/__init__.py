@@ -1,8 +1,9 @@
 """Held-aside measures that need networks of their own: a domain (or attribute) classifier
 trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
-combine them: of unpaired two-domain translators (the CycleGAN recipe) and of multi-domain
-attribute translators (the StarGAN recipe)."""
+combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
+attribute translators (the StarGAN recipe) and of attribute swappers (the GeneGAN recipe)."""
 
+from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
     AttributeTranslationEvaluator,
     balanced_accuracy,
@@ -27,6 +28,7 @@ from trainer.evaluation.translation import UnpairedTranslationEvaluator, transla
 
 __all__ = [
     "CELEBA_DLIB_CHIP_BOX",
+    "AttributeSwapEvaluator",
     "AttributeTranslationEvaluator",
     "DomainClassifier",
     "UnpairedTranslationEvaluator",

@@ -10,6 +10,24 @@ from trainer.recipes.base import Recipe
 RECIPES: Registry[type[Recipe]] = Registry("training recipe")
 
 # Imported for their side effect: each module registers its recipe.
-from trainer.recipes import combogan, cyclegan, icgan, pix2pix, pix2pixhd, stargan  # noqa: E402
+from trainer.recipes import (  # noqa: E402
+    combogan,
+    cyclegan,
+    genegan,
+    icgan,
+    pix2pix,
+    pix2pixhd,
+    stargan,
+)
 
-__all__ = ["RECIPES", "Recipe", "combogan", "cyclegan", "icgan", "pix2pix", "pix2pixhd", "stargan"]
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "combogan",
+    "cyclegan",
+    "genegan",
+    "icgan",
+    "pix2pix",
+    "pix2pixhd",
+    "stargan",
+]

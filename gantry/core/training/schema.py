@@ -356,6 +356,69 @@ class IcGANConfig(TrainConfig):
         return self
 
 
+class GeneGANConfig(TrainConfig):
+    """GeneGAN (Zhou et al., 2017): one CelebA attribute, faces with it (Au) and without (B0);
+    a splitter encodes a face into a background and an attribute part (by channels), a joiner
+    decodes them; training swaps the attribute parts (A0 = joiner(A, 0), Bu = joiner(B, u)).
+
+    The defaults are Prinsphield/GeneGAN's (``model.py``, ``dataset.py``, ``train.py``): the
+    attribute part is the last quarter of the channels (``second_ratio`` 0.25); the G loss is
+    the nulling loss ``mean|ε|``, the reconstructions of Au and B0 (L1 of images in [0, 1],
+    upstream's ``/ 255``), the WGAN terms of the two swaps, the parallelogram loss
+    ``0.01 · mean|Au + B0 - A0 - Bu|`` on [0, 255] pixel values (2.55 on [0, 1] values, as
+    ``lambda_parallelogram`` counts) and a weight decay of ``0.5 · 5e-5 · mean(W²)`` per G
+    kernel; two WGAN critics, D_Au (real Au against Bu) and D_B0 (real B0 against A0), with
+    weights clipped to ±0.01; RMSProp (decay 0.8) at 5e-5 for both; 100 critic updates at the
+    start of every 500th iteration, one otherwise. A loop step is one critic update (on both
+    critics), so ``steps`` counts those; G is updated on the last critic step of each
+    iteration. Not here from upstream: its RMSProp starts its squared-gradient average at 1
+    (TensorFlow's), PyTorch's at 0.
+    """
+
+    recipe: Literal["genegan"] = "genegan"
+    generator: str = Field(
+        default="genegan_tiny", description="the splitter + joiner, built with second_ratio"
+    )
+    discriminator: str = Field(
+        default="genegan_tiny_discriminator",
+        description="D_Au and D_B0, built with image_size = data.size",
+    )
+    attribute: str = Field(
+        default="Smiling", description="the CelebA attribute (upstream's train.py default)"
+    )
+    second_ratio: float = Field(
+        default=0.25, gt=0, lt=1, description="the attribute part's share of the channels"
+    )
+    gan_loss: GanLossName = Field(
+        default="wgan", description="upstream's WGAN; the paper writes the log-D GAN loss"
+    )
+    clip: float | None = Field(
+        default=0.01, gt=0, description="the critics' weight clipping (None: off)"
+    )
+    optimizer: Literal["rmsprop", "adam"] = Field(
+        default="rmsprop", description="RMSProp (upstream's) or Adam with optim's betas"
+    )
+    optim: OptimConfig = OptimConfig(lr=5e-5)
+    rmsprop_decay: float = Field(
+        default=0.8, ge=0, lt=1, description="RMSProp's squared-gradient decay (upstream 0.8)"
+    )
+    lambda_rec: float = Field(default=1.0, ge=0, description="each reconstruction's L1 weight")
+    lambda_nulling: float = Field(default=1.0, ge=0, description="weight of mean|ε|")
+    lambda_adv: float = Field(default=1.0, ge=0, description="weight of each swap's WGAN term")
+    lambda_parallelogram: float = Field(
+        default=2.55, ge=0, description="parallelogram L1 weight on [0, 1] pixel values"
+    )
+    weight_decay: float = Field(
+        default=5e-5, ge=0, description="G's 0.5 · weight_decay · mean(W²) per kernel"
+    )
+    critic_burst: int = Field(
+        default=100, ge=1, description="critic updates in every burst_every-th iteration"
+    )
+    burst_every: int = Field(
+        default=500, ge=1, description="iterations between critic bursts (each else has one)"
+    )
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -363,3 +426,4 @@ CONFIG_TYPES.add("cyclegan", CycleGANConfig)
 CONFIG_TYPES.add("combogan", ComboGANConfig)
 CONFIG_TYPES.add("stargan", StarGANConfig)
 CONFIG_TYPES.add("icgan", IcGANConfig)
+CONFIG_TYPES.add("genegan", GeneGANConfig)
