@@ -8,7 +8,7 @@ import pytest
 
 from gantry.core.cards import FaceEditSpec
 from gantry.core.errors import InvalidInput
-from gantry.core.training import IcGANConfig, load_train_config
+from gantry.core.training import GeneGANConfig, IcGANConfig, load_train_config
 from gantry.serving.edit import Edit, attribute_vector, check_edit
 from tests.serving.builds import built
 from trainer.catalog import card
@@ -107,3 +107,14 @@ def test_the_icgan_card_follows_its_training_config() -> None:
     assert config.build_steps is not None
     assert abs(build.steps - config.build_steps) <= 2
     assert min(build.stage_steps.cgan, build.stage_steps.encoder_z, build.stage_steps.encoder_y) > 0
+
+
+def test_the_genegan_card_is_a_donor_model_of_its_configs_attribute() -> None:
+    config = load_train_config("genegan-celeba")
+    model_card = card("genegan-celeba")
+    spec = model_card.spec
+    assert isinstance(spec, FaceEditSpec) and isinstance(config, GeneGANConfig)
+    assert (spec.conditioning, spec.attribute) == ("donor", config.attribute)
+    assert [t.name for t in model_card.inputs] == ["image", "donor"]
+    assert [t.dims for t in model_card.inputs] == [(3, 64, 64), (3, 64, 64)]
+    assert model_card.weights.research_only

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from torch import nn
 
+from tests.paths import DATA
+from trainer.archs import build_network
 from trainer.catalog import CARDS, all_cards
 from trainer.export.onnx import ParityError, check_parity, conv_gflops_per_pixel, export_onnx
+from trainer.export.probes import probe_inputs
 from trainer.export.triton_config import render_config
 
 
@@ -91,3 +95,28 @@ def test_build_from_an_official_checkpoint(tmp_path: Path) -> None:
     assert (tmp_path / "repo" / name / "1" / "card.json").exists()
     with pytest.raises(ValueError, match="exactly one model"):
         build_repository([], options)
+
+
+FACE_MODEL_TASKS = ("face_edit", "style_translation")
+
+
+@pytest.mark.parametrize("name", [c.name for c in all_cards() if c.task in FACE_MODEL_TASKS])
+def test_a_card_of_several_inputs_exports_each_and_passes_the_parity_gate(
+    name: str, tmp_path: Path
+) -> None:
+    """Face editors and style translators (freshly initialised: the gate checks the graph,
+    not the weights) on the probes of their task, every input fed."""
+    torch.manual_seed(0)
+    card = CARDS.build(name)
+    model = build_network(card.architecture, **card.arch_kwargs).eval()
+    path = export_onnx(model, card, tmp_path / "model.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == [t.name for t in card.inputs]
+    probes = probe_inputs(card, DATA)
+    assert len(probes) == 2
+    report = check_parity(model, path, card, probes, tolerance=1e-4)
+    assert report.max_abs_err < 1e-4
+    # The TensorRT profile names every input with its shape.
+    gpu = render_config(card, profile="gpu")
+    for tensor in card.inputs:
+        assert f"{tensor.name}:1x" in gpu

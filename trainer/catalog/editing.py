@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gantry.core.cards import FaceEditSpec, ModelCard, TensorSpec, WeightsSpec
-from gantry.core.training import IcGANConfig, StarGANConfig, load_train_config
+from gantry.core.training import GeneGANConfig, IcGANConfig, StarGANConfig, load_train_config
 from trainer.catalog import CARDS
 
 SHORT_RUN = (
@@ -108,4 +108,40 @@ def icgan_celeba() -> ModelCard:
         "request does not name keep E_y's reading). It keeps attributes better than the "
         "person (see the README's training table).",
         upstream="Guim3/IcGAN (G, E_z and E_y in its Lua layer order; the code, not its weights)",
+    )
+
+
+@CARDS.register("genegan-celeba")
+def genegan_celeba() -> ModelCard:
+    """GeneGAN's splitter and joiner: a face takes a donor face's attribute part."""
+    config = load_train_config("genegan-celeba")
+    assert isinstance(config, GeneGANConfig)
+    side, name = config.data.size, "genegan-celeba"
+    upstream = "Prinsphield/GeneGAN (splitter and joiner in its TensorFlow scope names)"
+    return ModelCard(
+        name=name,
+        architecture=config.generator,
+        arch_kwargs={"second_ratio": config.second_ratio},
+        description=f"GeneGAN (Zhou et al. 2017) attribute swap at {side}x{side}: the face "
+        f"keeps its background part and takes the donor's {config.attribute} part (a donor "
+        "without the attribute should remove it; the README's training table shows that "
+        f"removal does not work at this size). {SHORT_RUN.format(name=name)}",
+        inputs=(
+            TensorSpec(name="image", dims=(3, side, side)),
+            TensorSpec(name="donor", dims=(3, side, side)),
+        ),
+        outputs=(TensorSpec(name="edited", dims=(3, side, side)),),
+        value_range=(-1.0, 1.0),
+        min_input_size=side,
+        max_batch_size=4,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="training_run",
+            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
+            "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
+            license=celeba_license(upstream),
+            upstream=upstream,
+            research_only=True,
+        ),
+        spec=FaceEditSpec(conditioning="donor", attribute=config.attribute),
     )
