@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from gateway.frontdoor import MULTIPART_SLACK, route_policy
 from tests.paths import DATA
 
 STARGAN = "stargan-celeba"
+ICGAN = "icgan-celeba"
+GENEGAN = "genegan-celeba"
 FACES = DATA / "train" / "celeba_attr_subset" / "images"
 FACE = FACES / "000005.jpg"  # 89 x 109, as CelebA's aligned faces
 OTHER = FACES / "000008.jpg"
@@ -45,17 +48,26 @@ def _error(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     return response.status_code, body["error"]["code"]
 
 
-def _onnxruntime(settings: Settings, edit: list[float]) -> NDArray[Any]:
-    """The model file run here on FACE's centre square at 64 px, rounded as the encoder does."""
+def _face(path: Path) -> NDArray[np.float32]:
+    """The file's centre square at 64 px in [-1, 1], as the gateway cuts it."""
+    rgb = face_square(np.asarray(Image.open(path).convert("RGB")), 64)
+    return (rgb / 255.0 * 2.0 - 1.0).transpose(2, 0, 1).astype(np.float32)
+
+
+def _onnxruntime(settings: Settings, model: str, second: NDArray[Any]) -> NDArray[Any]:
+    """The model file run here on FACE and the edit input, rounded as the encoder does."""
     session = ort.InferenceSession(
-        str(settings.model_repository / STARGAN / "1" / "model.onnx"),
+        str(settings.model_repository / model / "1" / "model.onnx"),
         providers=["CPUExecutionProvider"],
     )
-    rgb = face_square(np.asarray(Image.open(FACE).convert("RGB")), 64)
-    x = (rgb / 255.0 * 2.0 - 1.0).transpose(2, 0, 1).astype(np.float32)
-    (y,) = session.run(None, {"image": x[None], "attributes": np.asarray([edit], np.float32)})
+    first, edit = (i.name for i in session.get_inputs())
+    (y,) = session.run(None, {first: _face(FACE)[None], edit: second[None]})
     out = (y[0].transpose(1, 2, 0) + 1.0) / 2.0
     return np.clip(np.floor(out * 255.0 + 0.5), 0, 255)
+
+
+def _edit(settings: Settings, values: list[float]) -> NDArray[Any]:
+    return _onnxruntime(settings, STARGAN, np.asarray(values, np.float32))
 
 
 def test_edits_a_real_face_as_asked(client: TestClient, gateway_settings: Settings) -> None:
@@ -67,21 +79,46 @@ def test_edits_a_real_face_as_asked(client: TestClient, gateway_settings: Settin
     got = _pixels(response.content)
     assert got.shape == (64, 64, 3)
     # Blond set, the other hair colours cleared, sex and age kept as D reads them.
-    expected = _onnxruntime(gateway_settings, [0, 1, 0, -1, -1])
+    expected = _edit(gateway_settings, [0, 1, 0, -1, -1])
     assert np.abs(got - expected).max() <= 1.0
     older = _post(client, attributes=json.dumps({"Young": False}))
     assert older.status_code == 200, older.text
     assert (
-        np.abs(_pixels(older.content) - _onnxruntime(gateway_settings, [-1, -1, -1, -1, 0])).max()
-        <= 1.0
+        np.abs(_pixels(older.content) - _edit(gateway_settings, [-1, -1, -1, -1, 0])).max() <= 1.0
     )
     # Two edits, two faces: the edit reached the network.
     assert np.abs(_pixels(older.content) - got).mean() > 0.5
 
 
+def test_icgan_edits_through_the_same_endpoint(
+    client: TestClient, gateway_settings: Settings
+) -> None:
+    model = ICGAN
+    response = _post(client, model=model, attributes=json.dumps({"Male": True}))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gantry-model"] == model
+    expected = _onnxruntime(gateway_settings, model, np.asarray([-1, -1, -1, 1, -1], np.float32))
+    assert np.abs(_pixels(response.content) - expected).max() <= 1.0
+
+
+def test_a_donor_model_gives_the_face_the_donors_attribute(
+    client: TestClient, gateway_settings: Settings
+) -> None:
+    response = _post(client, {"donor": OTHER.read_bytes()}, model=GENEGAN)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gantry-model"] == GENEGAN
+    got = _pixels(response.content)
+    assert got.shape == (64, 64, 3)
+    assert np.abs(got - _onnxruntime(gateway_settings, GENEGAN, _face(OTHER))).max() <= 1.0
+    refused = _post(client, model=GENEGAN, attributes='{"Blond_Hair": true}')
+    assert _error(refused) == (422, "invalid_edit")
+    assert _error(_post(client, model=GENEGAN)) == (422, "invalid_edit")
+
+
 def test_a_face_edit_model_is_listed_as_research_only(client: TestClient) -> None:
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
-    assert models[STARGAN]["research_only"] and "CelebA" in models[STARGAN]["license"]
+    for name in (STARGAN, ICGAN, GENEGAN):
+        assert models[name]["research_only"] and "CelebA" in models[name]["license"]
 
 
 @pytest.mark.parametrize(
