@@ -25,6 +25,10 @@ at initialisation and at the end, next to the baseline each must beat:
   (trained on real training faces) judges blond, the share of blond faces given the other's
   zero attribute part it judges not blond, and the identity cosine of each swap to its own
   face, as above.
+* stargan-v2-celeba-hair: per held-aside face and each other hair colour (black, blond,
+  brown), the share of latent-guided (a seeded random code) and of reference-guided (a
+  held-aside face of that colour) translations a three-way hair-colour classifier puts in
+  the target colour, and the identity cosine of both, as above.
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -110,6 +114,32 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "real faces",
         ),
         ("val_identity_cos", "identity cosine", "identity_cos_other_people", "other people"),
+    ],
+    "stargan-v2-celeba-hair": [
+        (
+            "val_domain_acc_latent",
+            "latent-guided: target hair colour judged",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        (
+            "val_domain_acc_reference",
+            "reference-guided: target hair colour judged",
+            "classifier_real_acc",
+            "real faces",
+        ),
+        (
+            "val_identity_cos_latent",
+            "identity cosine, latent-guided",
+            "identity_cos_other_people",
+            "other people",
+        ),
+        (
+            "val_identity_cos_reference",
+            "identity cosine, reference-guided",
+            "identity_cos_other_people",
+            "other people",
+        ),
     ],
 }
 

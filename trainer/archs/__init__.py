@@ -50,6 +50,7 @@ from trainer.archs import (  # noqa: E402
     rrdbnet,
     srvgg,
     stargan,
+    stargan_v2,
 )
 
 __all__ = [
@@ -69,4 +70,5 @@ __all__ = [
     "rrdbnet",
     "srvgg",
     "stargan",
+    "stargan_v2",
 ]

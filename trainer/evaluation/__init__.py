@@ -1,7 +1,8 @@
 """Held-aside measures that need networks of their own: a domain (or attribute) classifier
 trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
 combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
-attribute translators (the StarGAN recipe) and of attribute swappers (the GeneGAN recipe)."""
+attribute translators (the StarGAN recipe), of attribute swappers (the GeneGAN recipe) and of
+style-guided multi-domain translators (the StarGAN v2 recipe)."""
 
 from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
@@ -13,16 +14,23 @@ from trainer.evaluation.domain_classifier import (
     DomainClassifier,
     cached_attribute_classifier,
     cached_domain_classifier,
+    cached_multi_domain_classifier,
     predicts,
     predicts_b,
     train_attribute_classifier,
     train_domain_classifier,
+    train_multi_domain_classifier,
 )
 from trainer.evaluation.identity import (
     CELEBA_DLIB_CHIP_BOX,
     celeba_dlib_chips,
     face_directions,
     identity_cosine,
+)
+from trainer.evaluation.style_translation import (
+    StyleTranslationEvaluator,
+    classify,
+    translate_styled,
 )
 from trainer.evaluation.translation import UnpairedTranslationEvaluator, translate
 
@@ -31,17 +39,22 @@ __all__ = [
     "AttributeSwapEvaluator",
     "AttributeTranslationEvaluator",
     "DomainClassifier",
+    "StyleTranslationEvaluator",
     "UnpairedTranslationEvaluator",
     "balanced_accuracy",
     "cached_attribute_classifier",
     "cached_domain_classifier",
+    "cached_multi_domain_classifier",
     "celeba_dlib_chips",
+    "classify",
     "face_directions",
     "identity_cosine",
     "predicts",
     "predicts_b",
     "train_attribute_classifier",
     "train_domain_classifier",
+    "train_multi_domain_classifier",
     "translate",
+    "translate_styled",
     "translate_to",
 ]

@@ -18,6 +18,7 @@ from trainer.recipes import (  # noqa: E402
     pix2pix,
     pix2pixhd,
     stargan,
+    stargan_v2,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "pix2pix",
     "pix2pixhd",
     "stargan",
+    "stargan_v2",
 ]

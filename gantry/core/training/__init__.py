@@ -26,6 +26,7 @@ from gantry.core.training.schema import (
     Pix2PixConfig,
     Pix2PixHDConfig,
     StarGANConfig,
+    StarGANv2Config,
     TrainConfig,
     UnpairedTranslationConfig,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Pix2PixConfig",
     "Pix2PixHDConfig",
     "StarGANConfig",
+    "StarGANv2Config",
     "TrainConfig",
     "UnpairedTranslationConfig",
     "load_train_config",

@@ -419,6 +419,62 @@ class GeneGANConfig(TrainConfig):
     )
 
 
+# StarGAN v2's domains in Gantry: CelebA's three hair colours (a face with exactly one).
+STARGAN_V2_DOMAINS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
+
+
+class StarGANv2Config(TrainConfig):
+    """StarGAN v2 (Choi et al., 2020): a style-conditioned generator, a mapping network and
+    a style encoder with one head per domain, and a multi-head discriminator.
+
+    The defaults are clovaai/stargan-v2's (``main.py`` and the README's commands):
+    ``--lambda_reg 1 --lambda_sty 1 --lambda_ds 1 --lambda_cyc 1 --lr 1e-4 --f_lr 1e-6
+    --beta1 0 --beta2 0.99 --weight_decay 1e-4``, the EMA of G, F and E at 0.999, and the
+    diversity weight decayed linearly to 0 over ``ds_iter`` iterations (clovaai's default
+    ``ds_iter`` equals ``total_iters``: here ``ds_steps`` None, the run's ``steps``). One
+    loop step is one clovaai iteration: two D updates (latent-guided fakes, then
+    reference-guided) and two G updates (latent-guided, stepping G, F and E; then
+    reference-guided, stepping G only).
+
+    ``networks`` is the container (G, F, E) a run exports and serves; ``discriminator`` D.
+    Both are built with ``num_domains = len(domains)`` and must be built for ``data.size``.
+    """
+
+    recipe: Literal["stargan_v2"] = "stargan_v2"
+    networks: str = Field(
+        default="stargan_v2_tiny", description="the G + F + E container (exported, served)"
+    )
+    discriminator: str = Field(
+        default="stargan_v2_tiny_discriminator", description="D, one logit per domain"
+    )
+    domains: tuple[str, ...] = Field(
+        default=STARGAN_V2_DOMAINS,
+        min_length=2,
+        description="CelebA attributes, one domain each (faces with exactly one of them)",
+    )
+    optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.0, beta2=0.99)
+    ema_decay: float = Field(default=0.999, ge=0, lt=1, description="EMA of G, F and E")
+    mapping_lr_scale: float = Field(
+        default=0.01, gt=0, description="F's learning rate over optim.lr (clovaai: 1e-6 / 1e-4)"
+    )
+    weight_decay: float = Field(default=1e-4, ge=0, description="Adam's L2 term, every network")
+    lambda_reg: float = Field(default=1.0, ge=0, description="R1 penalty on real images")
+    lambda_sty: float = Field(default=1.0, ge=0, description="style reconstruction weight")
+    lambda_ds: float = Field(
+        default=1.0, ge=0, description="diversity sensitive weight at step 0 (AFHQ: 2)"
+    )
+    ds_steps: int | None = Field(
+        default=None, ge=1, description="steps lambda_ds decays to 0 over (None: steps)"
+    )
+    lambda_cyc: float = Field(default=1.0, ge=0, description="cycle consistency weight")
+
+    @model_validator(mode="after")
+    def _domains_unique(self) -> StarGANv2Config:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains are listed twice: {list(self.domains)}")
+        return self
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -427,3 +483,4 @@ CONFIG_TYPES.add("combogan", ComboGANConfig)
 CONFIG_TYPES.add("stargan", StarGANConfig)
 CONFIG_TYPES.add("icgan", IcGANConfig)
 CONFIG_TYPES.add("genegan", GeneGANConfig)
+CONFIG_TYPES.add("stargan_v2", StarGANv2Config)
