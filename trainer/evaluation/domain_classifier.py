@@ -311,10 +311,10 @@ def predicts_b(classifier: nn.Module, images: torch.Tensor, batch_size: int = 64
 
 # --- several domains, one class each ----------------------------------------------------
 # StarGAN v2's three hair colours on the 2,566 single-colour training faces at 64 px, recall
-# on the 297 held-aside ones (black, blond, brown), measured: one logit per attribute with
-# binary cross-entropy (train_attribute_classifier), judged by the largest logit, 600 steps
-# (1.00, 0.86, 0.42), balanced 0.76: it leans to the largest domain; softmax cross-entropy on
-# domain-balanced batches, 600 steps (0.88, 0.78, 0.81) 0.82, 1,200 steps 0.83; at 64 px 0.76.
+# on the 297 held-aside ones (black, blond, brown), measured at 600 steps: one logit per
+# attribute with binary cross-entropy (train_attribute_classifier) judged by the largest
+# logit (1.00, 0.86, 0.42), balanced 0.76, leaning to the largest domain; this one, softmax
+# cross-entropy on domain-balanced batches, (0.96, 0.82, 0.65), balanced 0.81.
 MULTI_DOMAIN_CLASSIFIER_STEPS = 600
 MULTI_DOMAIN_CLASSIFIER_VERSION = 1
 
