@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import TrainConfig
 from trainer.data import Sample, TrainingDataset
@@ -114,6 +115,16 @@ class Recipe(ABC):
         self.scalers[name] = torch.amp.GradScaler(
             self.device.type, enabled=self.config.amp and self.device.type == "cuda"
         )
+
+    def set_requires_grad(self, flag: bool, *names: str) -> None:
+        """Turn the gradients of networks ``names`` off (or back on), e.g. D's during G's
+        update, to save their computation. A network in DistributedDataParallel is left as
+        it is: its wrapper must see the same parameters take part in every backward, so
+        there D's gradients are computed and then dropped by the next ``optimize``."""
+        for name in names:
+            network = self.networks[name]
+            if not isinstance(network, DistributedDataParallel):
+                network.requires_grad_(flag)
 
     def autocast(self) -> AbstractContextManager[object]:
         """Mixed precision when the config asks (fp16 on CUDA, bf16 on CPU)."""

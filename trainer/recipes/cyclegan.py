@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import CycleGANConfig, TrainConfig, UnpairedTranslationConfig
 from trainer.archs import build_network
@@ -165,12 +164,6 @@ class CycleGANRecipe(Recipe):
         self.pool_a.load_state_dict(state["pool_a"], self.device)
         self.pool_b.load_state_dict(state["pool_b"], self.device)
 
-    def _discriminators_require_grad(self, flag: bool) -> None:
-        for name in ("D_A", "D_B"):
-            network = self.networks[name]
-            if not isinstance(network, DistributedDataParallel):  # see the module docstring
-                network.requires_grad_(flag)
-
     def _generator_gan_loss(
         self, discriminator: nn.Module, fake: torch.Tensor, real: torch.Tensor
     ) -> torch.Tensor:
@@ -183,7 +176,7 @@ class CycleGANRecipe(Recipe):
         d_a, d_b = self.networks["D_A"], self.networks["D_B"]
         real_a, real_b = batch["a"], batch["b"]
 
-        self._discriminators_require_grad(False)
+        self.set_requires_grad(False, "D_A", "D_B")
         with self.autocast():
             fake_b = g_a(real_a)
             rec_a = g_b(fake_b)
@@ -207,7 +200,7 @@ class CycleGANRecipe(Recipe):
                 loss_g = loss_g + idt_a + idt_b
                 losses |= {"idt_a": idt_a.item(), "idt_b": idt_b.item()}
         self.optimize("G", loss_g)
-        self._discriminators_require_grad(True)
+        self.set_requires_grad(True, "D_A", "D_B")
 
         with self.autocast():
             pooled_b = self.pool_b.query(fake_b)

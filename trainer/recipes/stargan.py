@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import StarGANConfig
 from trainer.archs import build_network
@@ -251,11 +250,6 @@ class StarGANRecipe(Recipe):
         """Whether G is updated at (0-based) ``step``: every ``n_critic``-th D update."""
         return (step + 1) % self.config.n_critic == 0
 
-    def _discriminator_requires_grad(self, flag: bool) -> None:
-        network = self.networks["D"]
-        if not isinstance(network, DistributedDataParallel):  # DDP must not see it change
-            network.requires_grad_(flag)
-
     def train_step(self, batch: Sample, step: int) -> dict[str, float]:
         cfg, layout = self.config, self.layout
         g, d = self.networks["G"], self.networks["D"]
@@ -279,7 +273,7 @@ class StarGANRecipe(Recipe):
             return losses
 
         # 2. G: fool the critic, be classified as the target, reconstruct the input.
-        self._discriminator_requires_grad(False)
+        self.set_requires_grad(False, "D")
         with self.autocast():
             x_fake = g(x_real, c_trg)
             fake_src, fake_cls = d(x_fake)
@@ -287,7 +281,7 @@ class StarGANRecipe(Recipe):
             g_cls = classification_loss(fake_cls.float(), label_trg, layout)
             g_rec = F.l1_loss(g(x_fake, c_org).float(), x_real)
         self.optimize("G", g_adv + cfg.lambda_cls * g_cls + cfg.lambda_rec * g_rec)
-        self._discriminator_requires_grad(True)
+        self.set_requires_grad(True, "D")
         return losses | {"g_adv": g_adv.item(), "g_cls": g_cls.item(), "g_rec": g_rec.item()}
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:

@@ -57,7 +57,6 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import StarGANv2Config
 from trainer.archs import build_network
@@ -191,11 +190,6 @@ class StarGANv2Recipe(Recipe):
         name = "mapping_network" if source.dim() == 2 else "style_encoder"
         return self.networks[name](source, domain)
 
-    def _discriminator_requires_grad(self, flag: bool) -> None:
-        network = self.networks["discriminator"]
-        if not isinstance(network, DistributedDataParallel):  # DDP must not see it change
-            network.requires_grad_(flag)
-
     def _d_loss(
         self, x_real: torch.Tensor, y_org: torch.Tensor, y_trg: torch.Tensor, guide: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -253,14 +247,14 @@ class StarGANv2Recipe(Recipe):
             losses |= {f"d_{mode}_{k}": v for k, v in parts.items()}
 
         lambda_ds = diversity_weight(cfg.lambda_ds, step, cfg.ds_steps or cfg.steps)
-        self._discriminator_requires_grad(False)
+        self.set_requires_grad(False, "discriminator")
         g_loss, parts = self._g_loss(x_real, y_org, y_trg, (z, z2), lambda_ds)
         self.optimize("generator", g_loss, also=("mapping_network", "style_encoder"))
         losses |= {f"g_latent_{k}": v for k, v in parts.items()}
         g_loss, parts = self._g_loss(x_real, y_org, y_trg, (x_ref, x_ref2), lambda_ds)
         self.optimize("generator", g_loss)
         losses |= {f"g_ref_{k}": v for k, v in parts.items()}
-        self._discriminator_requires_grad(True)
+        self.set_requires_grad(True, "discriminator")
         self.refresh_nets()
         return losses | {"lambda_ds": lambda_ds}
 
