@@ -49,7 +49,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import GeneGANConfig
 from trainer.archs import build_network
@@ -179,12 +178,6 @@ class GeneGANRecipe(Recipe):
         position = step % (cfg.critic_burst + cfg.burst_every - 1)
         return position >= cfg.critic_burst - 1
 
-    def _critics_require_grad(self, flag: bool) -> None:
-        for name in CRITICS:
-            network = self.networks[name]
-            if not isinstance(network, DistributedDataParallel):  # DDP must not see it change
-                network.requires_grad_(flag)
-
     def train_step(self, batch: Sample, step: int) -> dict[str, float]:
         cfg = self.config
         g, d_au, d_b0 = self.networks["G"], self.networks["D_Au"], self.networks["D_B0"]
@@ -205,7 +198,7 @@ class GeneGANRecipe(Recipe):
             return losses
 
         # 2. G: null ε, reconstruct both faces, fool both critics, close the parallelogram.
-        self._critics_require_grad(False)
+        self.set_requires_grad(False, *CRITICS)
         with self.autocast():
             out: Crossover = g(au, b0)
             nulling = out.epsilon.float().abs().mean()
@@ -228,7 +221,7 @@ class GeneGANRecipe(Recipe):
             + decay
         )
         self.optimize("G", loss)
-        self._critics_require_grad(True)
+        self.set_requires_grad(True, *CRITICS)
         return losses | {
             "g_nulling": nulling.item(),
             "g_rec_au": rec_au.item(),
