@@ -19,7 +19,7 @@ from torch import nn
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, StarGANv2Config, load_train_config
 from tests.paths import DATA
-from tests.training import SMALL_RUN
+from tests.training import SMALL_RUN, train_under_torchrun
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.stargan_v2 import (
@@ -599,3 +599,13 @@ def test_a_copying_translator_keeps_identity_and_reaches_no_other_domain(
             latent_dim=16,
             load_embedder=load_dlib_resnet,
         )
+
+
+def test_two_process_ddp_under_torchrun(tmp_path: Path, classifier_cache: Path) -> None:
+    """G, F, E and D each in DDP: F sits out the reference-guided updates, R1's double
+    backward goes through the wrapped D, and ``nets`` (no gradients) stays unwrapped."""
+    _seed_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
+    result, _ = train_under_torchrun("stargan-v2-celeba-hair", {**SMALL_RUN, "steps": 3}, tmp_path)
+    assert (result["world_size"], result["step"]) == (2, 3)
+    assert "val_domain_acc_reference" in result["metrics"]
+    assert np.isfinite(result["last_losses"]["g_ref_cyc"])

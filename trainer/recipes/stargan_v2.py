@@ -6,8 +6,8 @@ Networks (:mod:`trainer.archs.stargan_v2`): the generator G, the mapping network
 → style, one head per domain), the style encoder E (image → style, one head per domain) and
 the multi-head discriminator D (one real/fake logit per domain). Domains are CelebA hair
 colours (by default black, blond and brown: the faces labelled with exactly one of them,
-:class:`~trainer.data.attributes.AttributeDomains`, drawn class-balanced as clovaai's
-loaders draw).
+:class:`~trainer.data.domains.AttributeDomains`, drawn class-balanced as clovaai's loaders
+draw). CelebA is licensed for research only: a model trained here is not for the product.
 
 **A loop step is one clovaai iteration.** Each step draws a batch of real faces ``x`` with
 their domains ``y_org``, and from the global generator the loop seeds per step: target
