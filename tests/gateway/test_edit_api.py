@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,9 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.preprocess import face_square
 from gantry.core.settings import Settings
 from gateway.frontdoor import MULTIPART_SLACK, route_policy
+from tests.images import aligned_face
 from tests.paths import DATA
 
 STARGAN = "stargan-celeba"
@@ -48,12 +47,6 @@ def _error(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     return response.status_code, body["error"]["code"]
 
 
-def _face(path: Path) -> NDArray[np.float32]:
-    """The file's centre square at 64 px in [-1, 1], as the gateway cuts it."""
-    rgb = face_square(np.asarray(Image.open(path).convert("RGB")), 64)
-    return (rgb / 255.0 * 2.0 - 1.0).transpose(2, 0, 1).astype(np.float32)
-
-
 def _onnxruntime(settings: Settings, model: str, second: NDArray[Any]) -> NDArray[Any]:
     """The model file run here on FACE and the edit input, rounded as the encoder does."""
     session = ort.InferenceSession(
@@ -61,7 +54,7 @@ def _onnxruntime(settings: Settings, model: str, second: NDArray[Any]) -> NDArra
         providers=["CPUExecutionProvider"],
     )
     first, edit = (i.name for i in session.get_inputs())
-    (y,) = session.run(None, {first: _face(FACE)[None], edit: second[None]})
+    (y,) = session.run(None, {first: aligned_face(FACE)[None], edit: second[None]})
     out = (y[0].transpose(1, 2, 0) + 1.0) / 2.0
     return np.clip(np.floor(out * 255.0 + 0.5), 0, 255)
 
@@ -109,7 +102,7 @@ def test_a_donor_model_gives_the_face_the_donors_attribute(
     assert response.headers["x-gantry-model"] == GENEGAN
     got = _pixels(response.content)
     assert got.shape == (64, 64, 3)
-    assert np.abs(got - _onnxruntime(gateway_settings, GENEGAN, _face(OTHER))).max() <= 1.0
+    assert np.abs(got - _onnxruntime(gateway_settings, GENEGAN, aligned_face(OTHER))).max() <= 1.0
     refused = _post(client, model=GENEGAN, attributes='{"Blond_Hair": true}')
     assert _error(refused) == (422, "invalid_edit")
     assert _error(_post(client, model=GENEGAN)) == (422, "invalid_edit")

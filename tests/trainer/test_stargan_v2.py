@@ -459,7 +459,7 @@ def test_the_shipped_config_has_clovaais_settings() -> None:
         "stargan_v2_tiny",
         "stargan_v2_tiny_discriminator",
     )
-    assert config.publish is None
+    assert config.publish == "stargan-v2-celeba-hair" and config.build_steps is not None
     assert StarGANv2Config.model_fields["ema_decay"].default == 0.999  # clovaai's
     with pytest.raises(InvalidInput, match="listed twice"):
         load_train_config("stargan-v2-celeba-hair", {"domains": ["Blond_Hair", "Blond_Hair"]})

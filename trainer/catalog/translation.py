@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from gantry.core.cards import ImageToImageSpec, ModelCard, TensorSpec, WeightsSpec
+import torch
+
+from gantry.core.cards import (
+    ImageToImageSpec,
+    ModelCard,
+    StyleTranslationSpec,
+    TensorSpec,
+    WeightsSpec,
+)
+from gantry.core.training import StarGANv2Config, load_train_config
+from trainer.archs import build_network
+from trainer.archs.stargan_v2 import StarGANv2
 from trainer.catalog import CARDS
+from trainer.catalog.editing import SHORT_RUN, celeba_license
 
 _CMP_LICENSE = (
     "research only: trained on the CMP Facade DB (research/educational use); architecture "
@@ -67,4 +79,48 @@ def cyclegan_vintagify() -> ModelCard:
             "names the residual blocks `block`)",
         ),
         spec=ImageToImageSpec(output_range=(-1.0, 1.0)),
+    )
+
+
+@CARDS.register("stargan-v2-celeba-hair")
+def stargan_v2_celeba_hair() -> ModelCard:
+    """StarGAN v2's G, mapping network and style encoder, from the shipped config."""
+    config = load_train_config("stargan-v2-celeba-hair")
+    assert isinstance(config, StarGANv2Config)
+    k, name = len(config.domains), "stargan-v2-celeba-hair"
+    with torch.device("meta"):  # only its sizes
+        nets = build_network(config.networks, num_domains=k)
+    assert isinstance(nets, StarGANv2)
+    side, latent = nets.img_size, nets.latent_dim
+    upstream = (
+        "clovaai/stargan-v2 (nets_ema keys under generator., mapping_network., style_encoder.)"
+    )
+    return ModelCard(
+        name=name,
+        architecture=config.networks,
+        arch_kwargs={"num_domains": k},
+        description=f"StarGAN v2 (Choi et al. 2020) at {side}x{side}: an aligned face to "
+        f"the hair colour {' / '.join(config.domains)} with a style from a reference face "
+        f"(style encoder) or a seed (mapping network). {SHORT_RUN.format(name=name)}",
+        inputs=(
+            TensorSpec(name="image", dims=(3, side, side)),
+            TensorSpec(name="reference", dims=(3, side, side)),
+            TensorSpec(name="z", dims=(latent,)),
+            TensorSpec(name="domain", dims=(k,)),
+            TensorSpec(name="use_reference", dims=(1,)),
+        ),
+        outputs=(TensorSpec(name="translated", dims=(3, side, side)),),
+        value_range=(-1.0, 1.0),
+        min_input_size=side,
+        max_batch_size=4,
+        preferred_batch_sizes=(),
+        weights=WeightsSpec(
+            importer="training_run",
+            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
+            "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
+            license=celeba_license(upstream),
+            upstream=upstream,
+            research_only=True,
+        ),
+        spec=StyleTranslationSpec(domains=config.domains, latent_dim=latent),
     )
