@@ -28,7 +28,7 @@ ICGAN = "icgan-celeba"
 GENEGAN = "genegan-celeba"
 FACES = DATA / "train" / "celeba_attr_subset" / "images"
 FACE = FACES / "000005.jpg"  # 89 x 109, as CelebA's aligned faces
-OTHER = FACES / "000008.jpg"
+OTHER = FACES / "000018.jpg"  # blond: a donor of the attribute
 
 
 def _pixels(body: bytes) -> NDArray[Any]:
