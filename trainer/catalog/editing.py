@@ -25,6 +25,18 @@ def celeba_license(upstream: str) -> str:
     )
 
 
+def celeba_weights(name: str, upstream: str) -> WeightsSpec:
+    """The weights of a card whose model is trained here on CelebA by its config ``name``."""
+    return WeightsSpec(
+        importer="training_run",
+        source=f"trained by `gantry models build` (config {name}, its build_steps) on "
+        "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
+        license=celeba_license(upstream),
+        upstream=upstream,
+        research_only=True,
+    )
+
+
 def attribute_editor_card(
     name: str,
     *,
@@ -53,14 +65,7 @@ def attribute_editor_card(
         min_input_size=side,
         max_batch_size=4,
         preferred_batch_sizes=(),
-        weights=WeightsSpec(
-            importer="training_run",
-            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
-            "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
-            license=celeba_license(upstream),
-            upstream=upstream,
-            research_only=True,
-        ),
+        weights=celeba_weights(name, upstream),
         spec=FaceEditSpec(
             conditioning="attributes",
             attributes=tuple(attributes),
@@ -135,13 +140,6 @@ def genegan_celeba() -> ModelCard:
         min_input_size=side,
         max_batch_size=4,
         preferred_batch_sizes=(),
-        weights=WeightsSpec(
-            importer="training_run",
-            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
-            "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
-            license=celeba_license(upstream),
-            upstream=upstream,
-            research_only=True,
-        ),
+        weights=celeba_weights(name, upstream),
         spec=FaceEditSpec(conditioning="donor", attribute=config.attribute),
     )

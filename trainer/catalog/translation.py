@@ -15,7 +15,7 @@ from gantry.core.training import StarGANv2Config, load_train_config
 from trainer.archs import build_network
 from trainer.archs.stargan_v2 import StarGANv2
 from trainer.catalog import CARDS
-from trainer.catalog.editing import SHORT_RUN, celeba_license
+from trainer.catalog.editing import SHORT_RUN, celeba_weights
 
 _CMP_LICENSE = (
     "research only: trained on the CMP Facade DB (research/educational use); architecture "
@@ -114,13 +114,6 @@ def stargan_v2_celeba_hair() -> ModelCard:
         min_input_size=side,
         max_batch_size=4,
         preferred_batch_sizes=(),
-        weights=WeightsSpec(
-            importer="training_run",
-            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
-            "../shared/data/train/celeba_attr_subset; or a run's generator.pth",
-            license=celeba_license(upstream),
-            upstream=upstream,
-            research_only=True,
-        ),
+        weights=celeba_weights(name, upstream),
         spec=StyleTranslationSpec(domains=config.domains, latent_dim=latent),
     )
