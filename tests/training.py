@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from tests.paths import DATA, REPO
 from trainer.loop import RESULT_FILE
+from trainer.recipes.base import EVALUATION_DIR
 
 # 64 px, two images a step, four held aside, a checkpoint every 4 steps.
 SMALL_RUN: dict[str, Any] = {
@@ -38,3 +40,11 @@ def train_under_torchrun(
     assert completed.returncode == 0, completed.stdout + completed.stderr
     result: dict[str, Any] = json.loads((home / "checkpoints" / "ddp" / RESULT_FILE).read_text())
     return result, completed.stdout
+
+
+def seed_evaluation_cache(cache: Path, run_dir: Path) -> None:
+    """Copy the classifier(s) a module trained once into a run's evaluation cache, so the
+    run reads them instead of training its own."""
+    (run_dir / EVALUATION_DIR).mkdir(parents=True, exist_ok=True)
+    for file in cache.glob("*.pt"):
+        shutil.copy(file, run_dir / EVALUATION_DIR / file.name)

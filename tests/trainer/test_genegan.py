@@ -3,7 +3,6 @@ recipe's losses and schedule, exact resume, the evaluation, ONNX parity of the s
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from torch import nn
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, GeneGANConfig, load_train_config
 from tests.paths import DATA
-from tests.training import SMALL_RUN
+from tests.training import SMALL_RUN, seed_evaluation_cache
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.genegan import (
@@ -31,8 +30,8 @@ from trainer.data.attributes import AttributePairs, CelebAAttributes
 from trainer.evaluation import AttributeSwapEvaluator, cached_domain_classifier
 from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
+from trainer.recipes.base import EVALUATION_DIR
 from trainer.recipes.genegan import (
-    EVALUATION_DIR,
     GeneGANRecipe,
     kernel_decay,
     parallelogram_loss,
@@ -349,12 +348,6 @@ def classifier_cache(
     return cache
 
 
-def _seed_cache(classifier_cache: Path, run_dir: Path) -> None:
-    (run_dir / EVALUATION_DIR).mkdir(parents=True, exist_ok=True)
-    for file in classifier_cache.glob("*.pt"):
-        shutil.copy(file, run_dir / EVALUATION_DIR / file.name)
-
-
 FIGURES = {
     "classifier_real_acc",
     "identity_cos_other_people",
@@ -372,7 +365,7 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(
 ) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for run_dir in (straight, resumed):
-        _seed_cache(classifier_cache, run_dir)
+        seed_evaluation_cache(classifier_cache, run_dir)
     result = train(_config(steps=8), straight, data_dir=DATA, device="cpu")
     train(_config(steps=4), resumed, data_dir=DATA, device="cpu")
     again = train(_config(steps=8), resumed, data_dir=DATA, device="cpu")

@@ -5,7 +5,6 @@ evaluation, and the config."""
 from __future__ import annotations
 
 import csv
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from torch import nn
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, IcGANConfig, load_train_config
 from tests.paths import DATA
-from tests.training import SMALL_RUN
+from tests.training import SMALL_RUN, seed_evaluation_cache
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.icgan import IcGAN, IcGANDiscriminator, IcGANEncoder, IcGANGenerator
@@ -28,7 +27,7 @@ from trainer.data.attributes import CelebAAttributes
 from trainer.evaluation import cached_attribute_classifier
 from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
-from trainer.recipes.icgan import EVALUATION_DIR, IcGANRecipe, keep_own
+from trainer.recipes.icgan import IcGANRecipe, keep_own
 
 ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 # Three cGAN steps, three E_z steps, two E_y steps, tiny networks, a short BN refresh.
@@ -382,18 +381,12 @@ def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-def _seed_cache(classifier_cache: Path, run_dir: Path) -> None:
-    (run_dir / EVALUATION_DIR).mkdir(parents=True, exist_ok=True)
-    for file in classifier_cache.glob("*.pt"):
-        shutil.copy(file, run_dir / EVALUATION_DIR / file.name)
-
-
 def test_a_run_resumed_inside_the_encoder_stage_repeats_the_uninterrupted_one(
     tmp_path: Path, classifier_cache: Path
 ) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for run_dir in (straight, resumed):
-        _seed_cache(classifier_cache, run_dir)
+        seed_evaluation_cache(classifier_cache, run_dir)
     config = _config()
     assert config.steps == 8
     result = train(config, straight, data_dir=DATA, device="cpu")

@@ -3,7 +3,6 @@ vector, the recipe's steps (D every step, G every n_critic), resume, and the eva
 
 from __future__ import annotations
 
-import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from torch import nn
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, StarGANConfig, load_train_config
 from tests.paths import DATA
-from tests.training import SMALL_RUN, train_under_torchrun
+from tests.training import SMALL_RUN, seed_evaluation_cache, train_under_torchrun
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.stargan import (
@@ -30,8 +29,8 @@ from trainer.data.unpaired import UnpairedFaces
 from trainer.evaluation import AttributeTranslationEvaluator, cached_attribute_classifier
 from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
+from trainer.recipes.base import EVALUATION_DIR
 from trainer.recipes.stargan import (
-    EVALUATION_DIR,
     LabelLayout,
     StarGANRecipe,
     classification_loss,
@@ -420,18 +419,12 @@ def classifier_cache(
     return cache
 
 
-def _seed_cache(classifier_cache: Path, run_dir: Path) -> None:
-    (run_dir / EVALUATION_DIR).mkdir(parents=True, exist_ok=True)
-    for file in classifier_cache.glob("*.pt"):
-        shutil.copy(file, run_dir / EVALUATION_DIR / file.name)
-
-
 def test_a_resumed_run_repeats_the_uninterrupted_one(
     tmp_path: Path, classifier_cache: Path
 ) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for run_dir in (straight, resumed):
-        _seed_cache(classifier_cache, run_dir)
+        seed_evaluation_cache(classifier_cache, run_dir)
     result = train(_config(steps=8), straight, data_dir=DATA, device="cpu")
     train(_config(steps=4), resumed, data_dir=DATA, device="cpu")
     again = train(_config(steps=8), resumed, data_dir=DATA, device="cpu")
@@ -526,7 +519,7 @@ def test_a_copying_translator_keeps_identity_and_changes_no_attribute(
 
 def test_two_process_ddp_under_torchrun(tmp_path: Path, classifier_cache: Path) -> None:
     """G and D in DDP, the gradient penalty's double backward through the wrapped D (gloo)."""
-    _seed_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
+    seed_evaluation_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
     result, _ = train_under_torchrun("stargan-celeba", {**SMALL, "steps": 4}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 4)
     assert "val_target_attr_acc" in result["metrics"]

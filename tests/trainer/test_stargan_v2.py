@@ -4,7 +4,6 @@ the evaluation."""
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from torch import nn
 from gantry.core.errors import InvalidInput
 from gantry.core.training import CONFIG_TYPES, StarGANv2Config, load_train_config
 from tests.paths import DATA
-from tests.training import SMALL_RUN, train_under_torchrun
+from tests.training import SMALL_RUN, seed_evaluation_cache, train_under_torchrun
 from trainer import checkpointing
 from trainer.archs import build_network
 from trainer.archs.stargan_v2 import (
@@ -34,7 +33,8 @@ from trainer.data.domains import AttributeDomains
 from trainer.evaluation import StyleTranslationEvaluator, cached_multi_domain_classifier
 from trainer.loop import GENERATOR_FILE, train
 from trainer.recipes import RECIPES
-from trainer.recipes.stargan_v2 import EVALUATION_DIR, StarGANv2Recipe, diversity_weight
+from trainer.recipes.base import EVALUATION_DIR
+from trainer.recipes.stargan_v2 import StarGANv2Recipe, diversity_weight
 from trainer.weights.dlib import load_dlib_resnet
 from trainer.weights.errors import WeightImportError
 from trainer.weights.stargan_v2 import load_clovaai_nets_ema
@@ -492,18 +492,12 @@ def classifier_cache(
     return cache
 
 
-def _seed_cache(classifier_cache: Path, run_dir: Path) -> None:
-    (run_dir / EVALUATION_DIR).mkdir(parents=True, exist_ok=True)
-    for file in classifier_cache.glob("*.pt"):
-        shutil.copy(file, run_dir / EVALUATION_DIR / file.name)
-
-
 def test_a_resumed_run_repeats_the_uninterrupted_one_and_exports_the_container(
     tmp_path: Path, classifier_cache: Path
 ) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for run_dir in (straight, resumed):
-        _seed_cache(classifier_cache, run_dir)
+        seed_evaluation_cache(classifier_cache, run_dir)
     result = train(_config(steps=4), straight, data_dir=DATA, device="cpu")
     train(_config(steps=4, time_limit_s=0.01), resumed, data_dir=DATA, device="cpu")
     again = train(_config(steps=4), resumed, data_dir=DATA, device="cpu")
@@ -604,7 +598,7 @@ def test_a_copying_translator_keeps_identity_and_reaches_no_other_domain(
 def test_two_process_ddp_under_torchrun(tmp_path: Path, classifier_cache: Path) -> None:
     """G, F, E and D each in DDP: F sits out the reference-guided updates, R1's double
     backward goes through the wrapped D, and ``nets`` (no gradients) stays unwrapped."""
-    _seed_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
+    seed_evaluation_cache(classifier_cache, tmp_path / "checkpoints" / "ddp")
     result, _ = train_under_torchrun("stargan-v2-celeba-hair", {**SMALL_RUN, "steps": 3}, tmp_path)
     assert (result["world_size"], result["step"]) == (2, 3)
     assert "val_domain_acc_reference" in result["metrics"]

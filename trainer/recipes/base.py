@@ -16,6 +16,9 @@ from torch.nn.parallel import DistributedDataParallel
 from gantry.core.training import TrainConfig
 from trainer.data import Sample, TrainingDataset
 
+# The folder of a run where a recipe caches what its evaluation needs (classifiers).
+EVALUATION_DIR = "evaluation"
+
 
 class Recipe(ABC):
     """A family's training: networks, optimisers, one step, evaluation, samples.

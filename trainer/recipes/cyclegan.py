@@ -40,11 +40,10 @@ from trainer.distributed import unwrap
 from trainer.evaluation import UnpairedTranslationEvaluator
 from trainer.losses import build_gan_loss, cycle_consistency, identity
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.base import EVALUATION_DIR, Recipe
 from trainer.weights.dlib import load_dlib_resnet
 
 SAMPLE_ROWS_PER_DOMAIN = 2
-EVALUATION_DIR = "evaluation"
 
 
 class ImagePool:

@@ -59,11 +59,10 @@ from trainer.distributed import unwrap
 from trainer.evaluation import AttributeSwapEvaluator
 from trainer.losses import build_gan_loss, clip_weights
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.base import EVALUATION_DIR, Recipe
 from trainer.weights.dlib import load_dlib_resnet
 
 SAMPLE_ROWS = 4
-EVALUATION_DIR = "evaluation"
 # TensorFlow's RMSPropOptimizer epsilon (upstream leaves it at its default).
 RMSPROP_EPS = 1e-10
 CRITICS = ("D_Au", "D_B0")

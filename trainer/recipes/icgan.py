@@ -65,14 +65,13 @@ from trainer.evaluation import AttributeTranslationEvaluator
 from trainer.evaluation.attribute_translation import balanced_accuracy
 from trainer.losses import build_gan_loss
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.base import EVALUATION_DIR, Recipe
 from trainer.recipes.stargan import create_labels, hair_colour_indices, random_targets
 from trainer.weights.dlib import load_dlib_resnet
 
 Stage = Literal["cgan", "encoder_z", "encoder_y"]
 STAGES: tuple[Stage, ...] = ("cgan", "encoder_z", "encoder_y")
 SAMPLE_ROWS = 4
-EVALUATION_DIR = "evaluation"
 KEEP = -1.0  # the editor's "keep the face's own attribute"
 
 

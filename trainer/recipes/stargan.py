@@ -56,11 +56,10 @@ from trainer.distributed import unwrap
 from trainer.evaluation import AttributeTranslationEvaluator
 from trainer.losses import build_gan_loss, gradient_penalty
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.base import EVALUATION_DIR, Recipe
 from trainer.weights.dlib import load_dlib_resnet
 
 SAMPLE_ROWS = 4
-EVALUATION_DIR = "evaluation"
 CELEBA_SOURCE, SECOND_SOURCE = 0, 1  # the mask vector's one-hot positions
 
 

@@ -68,13 +68,12 @@ from trainer.distributed import unwrap
 from trainer.evaluation import StyleTranslationEvaluator, translate_styled
 from trainer.losses import build_gan_loss, r1_penalty
 from trainer.recipes import RECIPES
-from trainer.recipes.base import Recipe
+from trainer.recipes.base import EVALUATION_DIR, Recipe
 from trainer.weights.dlib import load_dlib_resnet
 
 NETS = "nets"
 PARTS = ("generator", "mapping_network", "style_encoder")
 SAMPLE_ROWS = 4
-EVALUATION_DIR = "evaluation"
 SAMPLE_SEED = 0  # latent codes of the sample grid (its own generator: the loop's RNG stays)
 
 
