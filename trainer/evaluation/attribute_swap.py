@@ -33,10 +33,11 @@ from torch import nn
 
 from trainer.evaluation.attribute_translation import translate_to
 from trainer.evaluation.domain_classifier import cached_domain_classifier, predicts_b
-from trainer.evaluation.identity import IdentityProbe, other_people_cosine
+from trainer.evaluation.identity import other_people_cosine
+from trainer.evaluation.judged import JudgedEvaluator
 
 
-class AttributeSwapEvaluator:
+class AttributeSwapEvaluator(JudgedEvaluator):
     """Attribute added and removed, identity kept and reconstruction, for ``swap(image, donor)``.
 
     The classifier (trained, or read from ``cache_dir``) and the embedder are made on the
@@ -79,19 +80,13 @@ class AttributeSwapEvaluator:
         self.train_with, self.train_without = train_with, train_without
         self.val_with, self.val_without = val_with, val_without
         self.count = count
-        self.cache_dir = cache_dir
-        self.device = device or torch.device("cpu")
-        self.identity = IdentityProbe(load_embedder, self.device)
-        self._classifier: nn.Module | None = None
+        super().__init__(load_embedder=load_embedder, cache_dir=cache_dir, device=device)
 
-    @property
-    def classifier(self) -> nn.Module:
-        """The with/without classifier (trained on first use); a logit above 0 says "with"."""
-        if self._classifier is None:
-            self._classifier = cached_domain_classifier(
-                self.train_without, self.train_with, self.cache_dir, device=self.device
-            )
-        return self._classifier
+    def train_classifier(self) -> nn.Module:
+        """The with/without classifier; a logit above 0 says "with"."""
+        return cached_domain_classifier(
+            self.train_without, self.train_with, self.cache_dir, device=self.device
+        )
 
     def real_accuracy(self) -> float:
         """Balanced accuracy of the classifier on all held-aside real faces."""

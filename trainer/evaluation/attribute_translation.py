@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from trainer.evaluation.domain_classifier import cached_attribute_classifier, predicts
-from trainer.evaluation.identity import IdentityProbe, other_people_cosine
+from trainer.evaluation.identity import other_people_cosine
+from trainer.evaluation.judged import JudgedEvaluator
 
 BATCH = 32
 Condition = Callable[[torch.Tensor], torch.Tensor]
@@ -69,7 +70,7 @@ def balanced_accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Ten
     return torch.where(both, (tpr + tnr) / 2, torch.where(positives > 0, tpr, tnr))
 
 
-class AttributeTranslationEvaluator:
+class AttributeTranslationEvaluator(JudgedEvaluator):
     """Target-attribute accuracy, identity kept and reconstruction, for ``G(x, c)``.
 
     The classifier (trained, or read from ``cache_dir``) and the embedder are made on the
@@ -115,19 +116,13 @@ class AttributeTranslationEvaluator:
         self.targets = list(targets)
         self.count = count
         self.condition = condition
-        self.cache_dir = cache_dir
-        self.device = device or torch.device("cpu")
-        self.identity = IdentityProbe(load_embedder, self.device)
-        self._classifier: nn.Module | None = None
+        super().__init__(load_embedder=load_embedder, cache_dir=cache_dir, device=device)
 
-    @property
-    def classifier(self) -> nn.Module:
-        """The attribute classifier (trained on first use)."""
-        if self._classifier is None:
-            self._classifier = cached_attribute_classifier(
-                self.train_faces, self.train_labels, self.cache_dir, device=self.device
-            )
-        return self._classifier
+    def train_classifier(self) -> nn.Module:
+        """The attribute classifier."""
+        return cached_attribute_classifier(
+            self.train_faces, self.train_labels, self.cache_dir, device=self.device
+        )
 
     def _source_directions(self) -> torch.Tensor:
         return self.identity.sources("val", self.val_faces[: self.count])

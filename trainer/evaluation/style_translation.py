@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.evaluation.domain_classifier import cached_multi_domain_classifier
-from trainer.evaluation.identity import IdentityProbe, other_people_cosine
+from trainer.evaluation.identity import other_people_cosine
+from trainer.evaluation.judged import JudgedEvaluator
 
 BATCH = 32
 
@@ -98,7 +99,7 @@ def translate_styled(
     return torch.cat(out)
 
 
-class StyleTranslationEvaluator:
+class StyleTranslationEvaluator(JudgedEvaluator):
     """Domain accuracy, identity kept and latent diversity, for a StarGAN v2 translator.
 
     The classifier (trained, or read from ``cache_dir``) and the embedder are made on the
@@ -146,10 +147,7 @@ class StyleTranslationEvaluator:
         self.train_faces, self.train_domains = train_faces, train_domains.long()
         self.val_faces, self.val_domains = val_faces, val_domains.long()
         self.count = min(count, len(val_faces))
-        self.cache_dir = cache_dir
-        self.device = device or torch.device("cpu")
-        self.identity = IdentityProbe(load_embedder, self.device)
-        self._classifier: nn.Module | None = None
+        super().__init__(load_embedder=load_embedder, cache_dir=cache_dir, device=device)
         # Every (source, other domain) pair, its reference and its two latent codes.
         sources, targets, references = [], [], []
         for j in range(self.count):
@@ -165,14 +163,11 @@ class StyleTranslationEvaluator:
         self.z = torch.randn(len(sources), latent_dim, generator=generator)
         self.z2 = torch.randn(len(sources), latent_dim, generator=generator)
 
-    @property
-    def classifier(self) -> nn.Module:
-        """The domain classifier (trained on first use)."""
-        if self._classifier is None:
-            self._classifier = cached_multi_domain_classifier(
-                self.train_faces, self.train_domains, self.cache_dir, device=self.device
-            )
-        return self._classifier
+    def train_classifier(self) -> nn.Module:
+        """The domain classifier."""
+        return cached_multi_domain_classifier(
+            self.train_faces, self.train_domains, self.cache_dir, device=self.device
+        )
 
     def real_accuracy(self) -> torch.Tensor:
         """Recall per domain of the classifier on all held-aside real faces, (K,)."""

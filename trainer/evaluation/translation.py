@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from trainer.evaluation.domain_classifier import cached_domain_classifier, predicts_b
-from trainer.evaluation.identity import IdentityProbe, other_people_cosine
+from trainer.evaluation.identity import other_people_cosine
+from trainer.evaluation.judged import JudgedEvaluator
 
 BATCH = 32
 
@@ -43,7 +44,7 @@ def translate(
     return torch.cat(out)
 
 
-class UnpairedTranslationEvaluator:
+class UnpairedTranslationEvaluator(JudgedEvaluator):
     """Domain accuracy and identity kept, for the two generators of an unpaired translator.
 
     The classifier (trained, or read from ``cache_dir``) and the embedder (built by
@@ -79,19 +80,13 @@ class UnpairedTranslationEvaluator:
         self.train_a, self.train_b = train_a, train_b
         self.val_a, self.val_b = val_a, val_b
         self.count = count
-        self.cache_dir = cache_dir
-        self.device = device or torch.device("cpu")
-        self.identity = IdentityProbe(load_embedder, self.device)
-        self._classifier: nn.Module | None = None
+        super().__init__(load_embedder=load_embedder, cache_dir=cache_dir, device=device)
 
-    @property
-    def classifier(self) -> nn.Module:
-        """The domain classifier (trained on first use)."""
-        if self._classifier is None:
-            self._classifier = cached_domain_classifier(
-                self.train_a, self.train_b, self.cache_dir, device=self.device
-            )
-        return self._classifier
+    def train_classifier(self) -> nn.Module:
+        """The domain classifier."""
+        return cached_domain_classifier(
+            self.train_a, self.train_b, self.cache_dir, device=self.device
+        )
 
     def _source_directions(self, domain: str) -> torch.Tensor:
         faces = {"a": self.val_a, "b": self.val_b}[domain][: self.count]
