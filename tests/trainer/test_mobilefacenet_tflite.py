@@ -40,7 +40,10 @@ KNN = DATA / "faces_verify" / "face_recognition_knn"
 CARD = card("mobilefacenet-arcface")
 # Measured (x86-64, ai-edge-litert 2.3.0 with XNNPACK, torch 2.13) on the 9 faces_verify
 # faces: cosine 1 - 1e-12, max |diff| 3.3e-5 on embeddings of norm 67-81 (4.5e-7 of the norm).
-# The gates leave room for other CPUs' summation orders.
+# The gates leave room for other CPUs' summation orders. Mistakes measured on the same faces:
+# PyTorch's symmetric padding on the stride-2 convs gives cosine -0.16, a PReLU slope of c
+# instead of 2c -0.26, BGR input 0.91; a std of 127.5 instead of 128 only 0.999997 (the card
+# fixes 128, as sirius-ai's code has it).
 MIN_COSINE_VS_LITERT = 0.9999
 MAX_REL_DIFF_VS_LITERT = 1e-5
 
