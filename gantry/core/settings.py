@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     default_detector: Literal["retinaface", "mtcnn"] = "retinaface"
     retinaface_model: str = "retinaface-mnet025"
     mtcnn_models: tuple[str, str, str] = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    # /v1/faces/embed and /verify without `model`. dlib's descriptor is CC0; the ArcFace
+    # MobileFaceNet (mobilefacenet-arcface) separates pairs better but is research only (MS1M,
+    # no upstream licence), so it is never the default: requests name it.
     default_embedder: str = "dlib-resnet-v1"
     detect_min_score: float = 0.5
     # Large photos are shrunk so the detector's long side is at most this (faces keep ≥ ~20 px

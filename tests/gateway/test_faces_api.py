@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.paths import DATA
+from trainer.catalog.faces import MOBILEFACENET_ARCFACE_THRESHOLD
 
 VOC = DATA / "faces_detect" / "dlib_voc"
 KNN = DATA / "faces_verify" / "face_recognition_knn"
@@ -174,3 +175,62 @@ def test_faces_answer_with_the_model_version(client: TestClient) -> None:
         404,
         "unknown_version",
     )
+
+
+# --- the ArcFace MobileFaceNet (research only, never the default) ------------------------------
+
+ARCFACE = "mobilefacenet-arcface"
+ARCFACE_THRESHOLD = MOBILEFACENET_ARCFACE_THRESHOLD
+
+
+def test_embed_with_the_arcface_mobilefacenet(client: TestClient) -> None:
+    response = _post(
+        client, "/v1/faces/embed", {"image": (VOC / GROUP).read_bytes()}, model=ARCFACE
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gantry-model"] == ARCFACE
+    body = response.json()
+    assert body["model"] == ARCFACE and len(body["faces"]) >= 3
+    vectors = np.asarray([face["embedding"] for face in body["faces"]])
+    assert vectors.shape[1] == 192
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert all(face["model"] == ARCFACE for face in body["faces"])
+    # Different people in one photo: no two of them at the match threshold.
+    sims = vectors @ vectors.T
+    assert sims[~np.eye(len(vectors), dtype=bool)].max() < ARCFACE_THRESHOLD
+
+
+def test_verify_with_the_arcface_mobilefacenet(client: TestClient) -> None:
+    obama, obama2 = (
+        (KNN / "obama" / "obama.jpg").read_bytes(),
+        (KNN / "obama" / "obama2.jpg").read_bytes(),
+    )
+    biden = (KNN / "biden" / "biden.jpg").read_bytes()
+    same = _post(
+        client, "/v1/faces/verify", {"image_a": obama, "image_b": obama2}, model=ARCFACE
+    ).json()
+    other = _post(
+        client, "/v1/faces/verify", {"image_a": obama, "image_b": biden}, model=ARCFACE
+    ).json()
+    assert same["model"] == other["model"] == ARCFACE
+    assert same["match"] is True and other["match"] is False
+    # The card's calibrated threshold, with a wide margin on both sides (bench/faces_calibrate,
+    # faces_verify: same person 0.69-0.82, different people at most 0.18).
+    assert same["threshold"] == other["threshold"] == ARCFACE_THRESHOLD
+    assert same["similarity"] > 0.6 and other["similarity"] < 0.3
+    assert len(same["face_a"]["embedding"]) == 192
+
+
+def test_arcface_mobilefacenet_is_listed_as_research_only(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    arcface = models[ARCFACE]
+    assert arcface["task"] == "face_embedding" and arcface["ready"]
+    assert arcface["research_only"] and not arcface["default"]
+    assert "no licence file" in arcface["license"] and "MS1M" in arcface["license"]
+    assert "ArcFace loss" in arcface["description"]
+    assert arcface["architecture"] == "mobilefacenet_tf"
+    # Without `model`, the CC0 dlib descriptor answers.
+    response = _post(
+        client, "/v1/faces/embed", {"image": (KNN / "obama" / "obama.jpg").read_bytes()}
+    )
+    assert response.json()["model"] == "dlib-resnet-v1"

@@ -180,6 +180,31 @@ def test_verify_same_person_scores_higher_and_matches_rest(stub: Any, client: Te
     assert rest["face_a"]["box"] == pytest.approx(list(same.face_a.box), abs=0.01)
 
 
+def test_the_arcface_mobilefacenet_answers_over_grpc_as_over_rest(
+    stub: Any, client: TestClient
+) -> None:
+    arcface = "mobilefacenet-arcface"
+    obama, obama2, biden = read(OBAMA), read(OBAMA2), read(BIDEN)
+    same = stub.Verify(
+        faces_pb2.VerifyRequest(image_a=obama, image_b=obama2, model=arcface), timeout=TIMEOUT_S
+    )
+    other = stub.Verify(
+        faces_pb2.VerifyRequest(image_a=obama, image_b=biden, model=arcface), timeout=TIMEOUT_S
+    )
+    assert same.model == other.model == arcface
+    assert same.match and not other.match
+    assert len(same.face_a.embedding) == 192
+    rest = client.post(
+        "/v1/faces/verify",
+        files={"image_a": ("a", obama), "image_b": ("b", obama2)},
+        data={"model": arcface},
+    ).json()
+    assert rest["similarity"] == pytest.approx(same.similarity, abs=1e-5)
+    assert rest["threshold"] == pytest.approx(same.threshold, abs=1e-6)
+    embedded = stub.Embed(faces_pb2.EmbedRequest(image=obama, model=arcface), timeout=TIMEOUT_S)
+    assert embedded.model == arcface and len(embedded.faces[0].embedding) == 192
+
+
 def test_verify_without_a_face_is_invalid_argument(stub: Any, client: TestClient) -> None:
     request = faces_pb2.VerifyRequest(image_a=read(OBAMA), image_b=read(NO_FACE))
     with pytest.raises(grpc.RpcError) as raised:

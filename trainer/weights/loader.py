@@ -59,6 +59,14 @@ def _dlib_dat(card: ModelCard, checkpoint: Path | None) -> StateDict:
     return state_dict_from_dlib_dat(checkpoint)
 
 
+@WEIGHT_SOURCES.register("mobilefacenet_tflite")
+def _mobilefacenet_tflite(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.mobilefacenet_tflite import state_dict_from_tflite
+
+    # A user's file is another .tflite of the same graph (e.g. from another app's assets).
+    return state_dict_from_tflite(checkpoint.read_bytes() if checkpoint is not None else None)
+
+
 @WEIGHT_SOURCES.register("vintagify")
 def _vintagify(card: ModelCard, checkpoint: Path | None) -> StateDict:
     from trainer.weights.vintagify import load_official_cyclegan, state_dict_from_vintagify

