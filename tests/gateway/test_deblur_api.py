@@ -2,9 +2,11 @@
 shake.
 
 The photo is one the deblurring model never trained on (held aside by name), blurred here by
-a kernel of the training pairs' kind. The served image is checked against ONNX Runtime run
-here on the model file of the test repository, on the input padded as the card says
-(mirrored at the bottom and right up to its size multiple): what answers is the model.
+a kernel of the training pairs' kind; the served answer is closer to the sharp photo than the
+blurred input is (PSNR and SSIM on luma, as bench/ computes them). The served image is
+checked against ONNX Runtime run here on the model file of the test repository, on the input
+padded as the card says (mirrored at the bottom and right up to its size multiple): what
+answers is the model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
 
+from bench.metrics import psnr_y, ssim_y
 from gantry.core.settings import Settings
 from gateway.app import create_app
 from gateway.frontdoor import MULTIPART_SLACK, route_policy
@@ -30,15 +33,18 @@ PHOTO = "bsd68_color/108070.png"  # 481 x 321, held aside from training
 MULTIPLE = 4
 
 
-def _blurred_photo() -> NDArray[np.uint8]:
-    """The held-aside photo blurred by a seeded camera-shake kernel (valid part), 8 bits."""
+def _blurred_photo() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """The held-aside photo blurred by a seeded camera-shake kernel (valid part, 8 bits), and
+    the sharp pixels each blurred pixel is centred on."""
     assert is_held_aside(PHOTO)
     sharp = np.asarray(Image.open(DATA / "train" / "natural_photos_sr" / PHOTO).convert("RGB"))
     kernel = random_kernel(np.random.default_rng(2), kernel_geometry(64))
-    return np.clip(np.floor(blur_valid(sharp, kernel) + 0.5), 0, 255).astype(np.uint8)
+    blurred = np.clip(np.floor(blur_valid(sharp, kernel) + 0.5), 0, 255).astype(np.uint8)
+    c = (kernel.shape[0] - 1) // 2
+    return blurred, sharp[c : c + blurred.shape[0], c : c + blurred.shape[1]]
 
 
-BLURRED = _blurred_photo()
+BLURRED, SHARP = _blurred_photo()
 
 
 def _png(rgb: NDArray[np.uint8]) -> bytes:
@@ -90,12 +96,16 @@ def test_deblurs_a_blurred_photo_at_its_own_size(
     got = _pixels(whole.content)
     assert got.shape == (height, width, 3)
     assert np.abs(got - _onnxruntime(gateway_settings, BLURRED)).max() <= 1.0
-    assert np.abs(got - BLURRED).mean() > 0.3  # the residual is not zero: G changed it
+    assert np.abs(got - BLURRED).mean() > 1.0  # the residual is not zero: G changed it
+    # Closer to the sharp photo than the blurred input is (version 1, a short run: +0.35 dB).
+    deblurred = got.astype(np.uint8)
+    assert psnr_y(deblurred, SHARP, 0) > psnr_y(BLURRED, SHARP, 0) + 0.1
+    assert ssim_y(deblurred, SHARP, 0) > ssim_y(BLURRED, SHARP, 0)
 
     # By default the card's 256 px windows, cross-faded: close to the one-window answer.
     tiled = _post(client, _png(BLURRED), model=DEBLURGAN, version="1")
     assert tiled.status_code == 200, tiled.text
-    assert int(tiled.headers["x-gantry-tiles"]) == 4
+    assert int(tiled.headers["x-gantry-tiles"]) == 6  # 2 x 3 windows over 303 x 463
     diff = np.abs(_pixels(tiled.content) - got)
     assert diff.mean() < 1.5 and diff.mean(axis=(0, 2)).max() < 4
     again = _post(client, _png(BLURRED), model=DEBLURGAN, version="1")
@@ -170,3 +180,12 @@ def test_deblur_has_the_translate_scope_and_admission_family() -> None:
     policy = route_policy("POST", "/v1/deblur", settings)
     assert (policy.scope, policy.family) == ("translate", "translate")
     assert policy.body_limit == settings.max_upload_bytes + MULTIPART_SLACK
+
+
+def test_the_openapi_document_offers_the_deblur_models(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    body = schemas["Body_deblur"]["properties"]
+    assert body["model"]["$ref"] == "#/components/schemas/DeblurModel"
+    assert schemas["DeblurModel"]["enum"] == [DEBLURGAN]
+    assert {"image", "version", "tile", "format"} <= set(body)
+    assert schemas["Body_deblur"]["required"] == ["image"]
