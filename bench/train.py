@@ -29,6 +29,9 @@ at initialisation and at the end, next to the baseline each must beat:
   brown), the share of latent-guided (a seeded random code) and of reference-guided (a
   held-aside face of that colour) translations a three-way hair-colour classifier puts in
   the target colour, and the identity cosine of both, as above.
+* deblurgan-photos: PSNR and SSIM on luma (8-bit rounded, BT.601 Y) of G(blurred) against
+  the sharp crop, on the fixed camera-shake pairs of the 33 held-aside natural photos, next
+  to the blurred input's own (what returning the input scores).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -140,6 +143,10 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "identity_cos_other_people",
             "other people",
         ),
+    ],
+    "deblurgan-photos": [
+        ("val_psnr", "PSNR on Y, dB", "val_psnr_blurred", "blurred input"),
+        ("val_ssim", "SSIM on Y", "val_ssim_blurred", "blurred input"),
     ],
 }
 

@@ -26,6 +26,7 @@ ModelField = Annotated[str | None, Form(description="a model of /v1/models; defa
 VersionField = Annotated[
     FormInt | None, Form(ge=1, description="the model version; its promoted version if absent")
 ]
+TileField = Annotated[FormInt | None, Form(description="tile size in input pixels; 0 = whole")]
 DetectorField = Annotated[str | None, Form(description="retinaface (default) or mtcnn")]
 FormatField = Annotated[Literal["png", "jpeg", "webp"], Form(description="the output format")]
 

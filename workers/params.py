@@ -24,7 +24,7 @@ from gantry.serving.synthesis import check_size
 from workers.inputs import input_file, input_images
 
 # A batch runs any tiled image-to-image model: super-resolution by default.
-SUPERRES_BATCH_TASKS = ("superres", "image_to_image")
+SUPERRES_BATCH_TASKS = ("superres", "image_to_image", "deblur")
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,17 @@ class TiledImageSpec(_Frozen):
 
 
 class ImageToImageSpec(TiledImageSpec):
-    """Same-size image translation (translate, deblur, inpaint)."""
+    """Same-size image translation into another domain (POST /v1/translate)."""
 
     task: Literal["image_to_image"] = "image_to_image"
+
+
+class DeblurSpec(TiledImageSpec):
+    """Same-size restoration of a blurred photo (POST /v1/deblur): its own task, so the
+    deblurring endpoint never runs a translation model and the translation endpoint never
+    runs a deblurring one."""
+
+    task: Literal["deblur"] = "deblur"
 
 
 class SuperresSpec(TiledImageSpec):
@@ -208,6 +216,7 @@ class LandmarksSpec(_Frozen):
 TaskSpec = Annotated[
     SuperresSpec
     | ImageToImageSpec
+    | DeblurSpec
     | SynthesisSpec
     | DetectionSpec
     | DetectionStageSpec
@@ -220,6 +229,7 @@ TaskSpec = Annotated[
 Task = Literal[
     "superres",
     "image_to_image",
+    "deblur",
     "synthesis",
     "face_detection",
     "face_detection_stage",

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # POST /v1/edit without `model`. Every face-editing model is trained on CelebA (research
     # only), so none is the default: requests name one.
     default_edit_model: str = ""
+    # POST /v1/deblur without `model` (empty: the field is required). deblurgan-photos is the
+    # only deblurring model, trained here on research-only photos; its card says so.
+    default_deblur_model: str = "deblurgan-photos"
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384

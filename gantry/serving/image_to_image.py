@@ -1,7 +1,7 @@
 """The generic image-to-image pipeline: decode → normalise → tile → Triton → blend → encode.
 
-Super-resolution, and the same-size translations (translate, deblur, inpaint), are fully
-convolutional networks on images: one pipeline serves all of them, driven by the card's
+Super-resolution, and the same-size translations and restorations (translate, deblur), are
+fully convolutional networks on images: one pipeline serves all of them, driven by the card's
 :class:`~gantry.core.cards.TiledImageSpec` (scale, tile, pads, output range). Synthesis
 builds its input from a label map and runs :meth:`ImageToImagePipeline.run_array` on it.
 

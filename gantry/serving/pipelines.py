@@ -58,6 +58,15 @@ class Pipelines:
             default_model=settings.default_translate_model or None,
             batch_kind="superres_batch",  # the batch job runs image_to_image models too
         )
+        self.deblur = ImageToImagePipeline(
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
+            estimator=estimator,
+            tasks=("deblur",),
+            default_model=settings.default_deblur_model or None,
+            batch_kind="superres_batch",  # the batch job runs deblur models too
+        )
         self.translate = TranslatePipeline(image_to_image=self.image_to_image)
         self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
         self.edit = EditPipeline(
@@ -80,6 +89,7 @@ class Pipelines:
 
 PIPELINES.add("superres", lambda p: p.superres)
 PIPELINES.add("image_to_image", lambda p: p.image_to_image)
+PIPELINES.add("deblur", lambda p: p.deblur)
 PIPELINES.add("synthesis", lambda p: p.synthesis)
 PIPELINES.add("face_detection", lambda p: p.faces)
 PIPELINES.add("face_detection_stage", lambda p: p.faces)

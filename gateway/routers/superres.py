@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from gateway.deps import StateDep
 from gateway.errors import errors
-from gateway.fields import FormatField, FormInt, ImageFile, ModelField, VersionField, strict_form
+from gateway.fields import (
+    FormatField,
+    ImageFile,
+    ModelField,
+    TileField,
+    VersionField,
+    strict_form,
+)
 from gateway.responses import IMAGE_RESPONSES, model_headers
 from gateway.uploads import read_upload
 
@@ -26,9 +31,7 @@ async def superres(
     image: ImageFile,
     model: ModelField = None,
     version: VersionField = None,
-    tile: Annotated[
-        FormInt | None, Form(description="tile size in input pixels; 0 = whole")
-    ] = None,
+    tile: TileField = None,
     format: FormatField = "png",
 ) -> Response:
     """Upscale an image; the response is the image, with the model and scale in headers."""

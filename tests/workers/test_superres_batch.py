@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-from tests.paths import REAL_INPUTS, SET5
+from tests.paths import DATA, REAL_INPUTS, SET5
 from tests.workers.conftest import FINAL, JobStack, api, wait_for
 
 FAST = "realesr-animevideov3-x4"
@@ -188,3 +188,31 @@ def test_same_names_in_folders_give_unique_outputs_that_keep_the_path(
         result = client.get(f"/v1/jobs/{job_id}/result")
         with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
             assert archive.namelist() == ["a/same_x4.png", "b/same_x4.png"]
+
+
+def test_a_deblur_model_runs_through_its_own_pipeline_with_the_same_bytes(
+    job_stack: JobStack,
+) -> None:
+    """The batch job takes deblur models too: the same tiling path as POST /v1/deblur."""
+    job_stack.start_worker()
+    photo = (DATA / "train" / "natural_photos_sr" / "bsd68_color" / "108070.png").read_bytes()
+    with api(job_stack) as client:
+        input_id = _upload(client, photo, "photo.png")
+        body = {
+            "kind": "superres_batch",
+            "params": {"inputs": [input_id], "model": "deblurgan-photos"},
+        }
+        job_id = client.post("/v1/jobs", json=body).json()["id"]
+        job = wait_for(client, job_id, lambda j: j["status"] in FINAL, stack=job_stack)
+        assert job["status"] == "succeeded", job
+        assert [i["output"] for i in job["result"]["images"]] == ["photo_x1.png"]
+        result = client.get(f"/v1/jobs/{job_id}/result")
+        with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+            batch = np.asarray(Image.open(io.BytesIO(archive.read("photo_x1.png"))))
+        sync = client.post(
+            "/v1/deblur",
+            files={"image": ("photo.png", photo)},
+            data={"model": "deblurgan-photos"},
+        )
+        assert sync.status_code == 200, sync.text
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(sync.content))), batch)

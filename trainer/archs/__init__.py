@@ -38,6 +38,7 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 from trainer.archs import (  # noqa: E402
     combogan,
     cyclegan,
+    deblurgan,
     dlib_resnet,
     genegan,
     icgan,
@@ -59,6 +60,7 @@ __all__ = [
     "build_network",
     "combogan",
     "cyclegan",
+    "deblurgan",
     "dlib_resnet",
     "genegan",
     "icgan",

@@ -27,6 +27,23 @@ def all_cards() -> list[ModelCard]:
 
 
 # Imported for their side effect: each module registers its family's cards in CARDS.
-from trainer.catalog import editing, faces, superres, synthesis, translation  # noqa: E402
+from trainer.catalog import (  # noqa: E402
+    editing,
+    faces,
+    restoration,
+    superres,
+    synthesis,
+    translation,
+)
 
-__all__ = ["CARDS", "all_cards", "card", "editing", "faces", "superres", "synthesis", "translation"]
+__all__ = [
+    "CARDS",
+    "all_cards",
+    "card",
+    "editing",
+    "faces",
+    "restoration",
+    "superres",
+    "synthesis",
+    "translation",
+]

@@ -70,7 +70,7 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import attributes, paired, unpaired  # noqa: E402
+from trainer.data import attributes, blur, paired, unpaired  # noqa: E402
 
 __all__ = [
     "DATASETS",
@@ -79,6 +79,7 @@ __all__ = [
     "Split",
     "TrainingDataset",
     "attributes",
+    "blur",
     "build_dataset",
     "collate",
     "dataset_folder",

@@ -2,7 +2,8 @@
 trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
 combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
 attribute translators (the StarGAN recipe), of attribute swappers (the GeneGAN recipe) and of
-style-guided multi-domain translators (the StarGAN v2 recipe)."""
+style-guided multi-domain translators (the StarGAN v2 recipe); and PSNR / SSIM of restored
+images (the DeblurGAN recipe)."""
 
 from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
@@ -27,6 +28,7 @@ from trainer.evaluation.identity import (
     face_directions,
     identity_cosine,
 )
+from trainer.evaluation.restoration import psnr_y, restoration_figures, ssim_y
 from trainer.evaluation.style_translation import (
     StyleTranslationEvaluator,
     classify,
@@ -51,6 +53,9 @@ __all__ = [
     "identity_cosine",
     "predicts",
     "predicts_b",
+    "psnr_y",
+    "restoration_figures",
+    "ssim_y",
     "train_attribute_classifier",
     "train_domain_classifier",
     "train_multi_domain_classifier",

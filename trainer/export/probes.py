@@ -77,6 +77,7 @@ def _shrunk(rgb: NDArray[np.uint8], card: ModelCard) -> NDArray[np.uint8]:
 
 @PROBES.register("superres")
 @PROBES.register("image_to_image")
+@PROBES.register("deblur")
 def _image_crops(card: ModelCard, data_dir: Path) -> Probe:
     """Crops of Set5 photos (dynamic H, W)."""
     return [(n, normalise(_crop(rgb, card), card)) for n, rgb in _photos(data_dir, _SET5_LR)]

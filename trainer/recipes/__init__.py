@@ -13,6 +13,7 @@ RECIPES: Registry[type[Recipe]] = Registry("training recipe")
 from trainer.recipes import (  # noqa: E402
     combogan,
     cyclegan,
+    deblurgan,
     genegan,
     icgan,
     pix2pix,
@@ -26,6 +27,7 @@ __all__ = [
     "Recipe",
     "combogan",
     "cyclegan",
+    "deblurgan",
     "genegan",
     "icgan",
     "pix2pix",

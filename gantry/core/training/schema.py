@@ -475,6 +475,40 @@ class StarGANv2Config(TrainConfig):
         return self
 
 
+class DeblurGANConfig(TrainConfig):
+    """DeblurGAN (Kupyn et al., 2018): a ResNet generator with a global skip (it learns the
+    residual) against a PatchGAN critic, WGAN-GP plus a content loss, on blurred/sharp pairs.
+
+    The defaults are KupynOrest/DeblurGAN's (``--gan_type wgan-gp --lambda_A 100 --lr 1e-4
+    --beta1 0.5``, five critic updates per G update, a gradient-penalty weight of 10). One
+    loop step is one G update with its ``n_critic`` critic updates on the same batch and the
+    same G output, as upstream's ``optimize_parameters`` does, so ``steps`` counts G
+    updates. Upstream's content loss is the MSE between VGG19 ``conv3_3`` features; no VGG
+    weights ship with Gantry, so without ``perceptual_weights`` (a torchvision VGG19 file)
+    the content loss is L1 on pixels, with the same weight, and the run's notes say so.
+    """
+
+    recipe: Literal["deblurgan"] = "deblurgan"
+    generator: str = Field(default="deblurgan_tiny", description="G (learns the residual)")
+    critic: str = Field(default="deblurgan_critic_tiny", description="the WGAN-GP critic")
+    optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.5, beta2=0.999)
+    lambda_gp: float = Field(default=10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    n_critic: int = Field(default=5, ge=1, description="critic updates per G update")
+    lambda_content: float = Field(
+        default=100.0, ge=0, description="content loss weight (upstream's lambda_A)"
+    )
+    identity_init: bool = Field(
+        default=False,
+        description="start G as the identity (its output conv zeroed); upstream: off, every "
+        "conv N(0, 0.02), so an untrained G adds a random residual to its input",
+    )
+    perceptual_weights: Path | None = Field(
+        default=None,
+        description="a torchvision VGG19 state_dict: the content loss is then upstream's "
+        "VGG19 conv3_3 feature loss; without one (none ships with Gantry) it is pixel L1",
+    )
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -484,3 +518,4 @@ CONFIG_TYPES.add("stargan", StarGANConfig)
 CONFIG_TYPES.add("icgan", IcGANConfig)
 CONFIG_TYPES.add("genegan", GeneGANConfig)
 CONFIG_TYPES.add("stargan_v2", StarGANv2Config)
+CONFIG_TYPES.add("deblurgan", DeblurGANConfig)
