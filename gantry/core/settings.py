@@ -96,9 +96,10 @@ class Settings(BaseSettings):
     # POST /v1/edit without `model`. Every face-editing model is trained on CelebA (research
     # only), so none is the default: requests name one.
     default_edit_model: str = ""
-    # POST /v1/deblur without `model` (empty: the field is required). deblurgan-photos is the
-    # only deblurring model, trained here on research-only photos; its card says so.
-    default_deblur_model: str = "deblurgan-photos"
+    # POST /v1/deblur without `model` (empty: the field is required). deblurgan-photos, the
+    # only deblurring model, is trained here on research-only photos, so it is not the
+    # default (a research-only model never is): requests name it, or a deployment sets it.
+    default_deblur_model: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384
