@@ -7,26 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from gantry.core.cards import BuildInfo, BuiltCard
+from gantry.core.cards import BuiltCard
 from gantry.core.repository import CARD_FILE, ModelRepository
+from tests.serving.builds import built
 from trainer.catalog import card
 
 NAME = "realesr-animevideov3-x2"
 
 
 def _built(version: int) -> BuiltCard:
-    build = BuildInfo(
-        version=version,
-        weights_file="-",
-        onnx_sha256="0" * 64,
-        opset=17,
-        parity_max_abs_err=0.0,
-        parity_images=[],
-        gflops_per_input_pixel=1e-3,
-        parameters=1,
-        built_at="2026-12-01T00:00:00+00:00",
-    )
-    return BuiltCard(card=card(NAME), build=build)
+    return built(card(NAME), version)
 
 
 def test_versions_default_and_promote(tmp_path: Path) -> None:
