@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.data import Sample, Split, register_dataset
+from trainer.data import Sample, Split, build_dataset, register_dataset
 from trainer.data.paired import to_tensor
 from trainer.data.unpaired import (
     ATTRIBUTES_FILE,
@@ -188,3 +188,18 @@ class AttributePairs:
     def faces_without(self) -> torch.Tensor:
         """Every face without the attribute, (N, 3, H, W) uint8, in the split's order."""
         return self.faces.faces()[torch.from_numpy(self.without_index)]
+
+
+def labelled_faces(
+    dataset: str, data_dir: Path, split: Split, size: int, *, family: str
+) -> CelebAAttributes:
+    """The registered ``dataset``'s ``split``, which a face-attribute ``family`` needs to be
+    faces with attribute labels.
+
+    Raises:
+        TypeError: the dataset has no attribute labels.
+    """
+    faces = build_dataset(dataset, data_dir, split, size)
+    if not isinstance(faces, CelebAAttributes):
+        raise TypeError(f"{family} needs faces with attribute labels; {dataset} has none")
+    return faces

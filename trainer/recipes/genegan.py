@@ -53,8 +53,8 @@ from torch import nn
 from gantry.core.training import GeneGANConfig
 from trainer.archs import build_network
 from trainer.archs.genegan import Crossover, GeneGAN, GeneGANCrossover
-from trainer.data import Sample, Split, TrainingDataset, build_dataset
-from trainer.data.attributes import AttributePairs, CelebAAttributes
+from trainer.data import Sample, Split, TrainingDataset
+from trainer.data.attributes import AttributePairs, CelebAAttributes, labelled_faces
 from trainer.distributed import unwrap
 from trainer.evaluation import AttributeSwapEvaluator
 from trainer.losses import build_gan_loss, clip_weights
@@ -154,12 +154,9 @@ class GeneGANRecipe(Recipe):
 
     def _faces(self, split: Split) -> CelebAAttributes:
         cfg = self.config
-        dataset = build_dataset(cfg.data.dataset, self.data_dir, split, cfg.data.size)
-        if not isinstance(dataset, CelebAAttributes):
-            raise TypeError(
-                f"genegan needs faces with attribute labels; {cfg.data.dataset} has none"
-            )
-        return dataset
+        return labelled_faces(
+            cfg.data.dataset, self.data_dir, split, cfg.data.size, family="genegan"
+        )
 
     def train_dataset(self) -> TrainingDataset:
         return self._train

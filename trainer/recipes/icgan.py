@@ -58,8 +58,8 @@ from torch import nn
 from gantry.core.training import IcGANConfig
 from trainer.archs import build_network
 from trainer.archs.icgan import IcGAN, IcGANDiscriminator
-from trainer.data import Sample, Split, TrainingDataset, build_dataset
-from trainer.data.attributes import CelebAAttributes
+from trainer.data import Sample, Split, TrainingDataset
+from trainer.data.attributes import CelebAAttributes, labelled_faces
 from trainer.distributed import unwrap
 from trainer.evaluation import AttributeTranslationEvaluator
 from trainer.evaluation.attribute_translation import balanced_accuracy
@@ -138,10 +138,7 @@ class IcGANRecipe(Recipe):
 
     def _faces(self, split: Split) -> CelebAAttributes:
         cfg = self.config
-        dataset = build_dataset(cfg.data.dataset, self.data_dir, split, cfg.data.size)
-        if not isinstance(dataset, CelebAAttributes):
-            raise TypeError(f"icgan needs faces with attribute labels; {cfg.data.dataset} has none")
-        return dataset
+        return labelled_faces(cfg.data.dataset, self.data_dir, split, cfg.data.size, family="icgan")
 
     def train_dataset(self) -> TrainingDataset:
         return self._train
@@ -203,11 +200,11 @@ class IcGANRecipe(Recipe):
         self.optimize("D", d_loss)
         losses = {"d": d_loss.item(), "d_real": float(torch.sigmoid(real.detach()).mean())}
         # 2. G: on the same fakes, against the updated D (D's weights get no step).
-        d.requires_grad_(False)
+        self.set_requires_grad(False, "D")
         with self.autocast():
             g_loss = self.gan_loss.generator(d(x_fake, y_fake).float())
         self.optimize("G", g_loss)
-        d.requires_grad_(True)
+        self.set_requires_grad(True, "D")
         return losses | {"g": g_loss.item()}
 
     @torch.no_grad()

@@ -50,8 +50,8 @@ from torch import nn
 from gantry.core.training import StarGANConfig
 from trainer.archs import build_network
 from trainer.archs.stargan import StarGANDiscriminator, StarGANEditor, StarGANGenerator
-from trainer.data import Sample, Split, TrainingDataset, build_dataset
-from trainer.data.attributes import CelebAAttributes
+from trainer.data import Sample, Split, TrainingDataset
+from trainer.data.attributes import CelebAAttributes, labelled_faces
 from trainer.distributed import unwrap
 from trainer.evaluation import AttributeTranslationEvaluator
 from trainer.losses import build_gan_loss, gradient_penalty
@@ -222,12 +222,9 @@ class StarGANRecipe(Recipe):
 
     def _faces(self, split: Split) -> CelebAAttributes:
         cfg = self.config
-        dataset = build_dataset(cfg.data.dataset, self.data_dir, split, cfg.data.size)
-        if not isinstance(dataset, CelebAAttributes):
-            raise TypeError(
-                f"stargan needs faces with attribute labels; {cfg.data.dataset} has none"
-            )
-        return dataset
+        return labelled_faces(
+            cfg.data.dataset, self.data_dir, split, cfg.data.size, family="stargan"
+        )
 
     def train_dataset(self) -> TrainingDataset:
         return self._train

@@ -61,8 +61,8 @@ from torch import nn
 from gantry.core.training import StarGANv2Config
 from trainer.archs import build_network
 from trainer.archs.stargan_v2 import Discriminator, StarGANv2
-from trainer.data import Sample, Split, TrainingDataset, build_dataset
-from trainer.data.attributes import CelebAAttributes
+from trainer.data import Sample, Split, TrainingDataset
+from trainer.data.attributes import CelebAAttributes, labelled_faces
 from trainer.data.domains import AttributeDomains
 from trainer.distributed import unwrap
 from trainer.evaluation import StyleTranslationEvaluator, translate_styled
@@ -154,12 +154,9 @@ class StarGANv2Recipe(Recipe):
 
     def _faces(self, split: Split) -> CelebAAttributes:
         cfg = self.config
-        dataset = build_dataset(cfg.data.dataset, self.data_dir, split, cfg.data.size)
-        if not isinstance(dataset, CelebAAttributes):
-            raise TypeError(
-                f"stargan_v2 needs faces with attribute labels; {cfg.data.dataset} has none"
-            )
-        return dataset
+        return labelled_faces(
+            cfg.data.dataset, self.data_dir, split, cfg.data.size, family="stargan_v2"
+        )
 
     def train_dataset(self) -> TrainingDataset:
         return self._train
