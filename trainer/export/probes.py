@@ -146,18 +146,23 @@ _CELEBA_FACES = (
 )
 
 
+def _aligned_faces(card: ModelCard, data_dir: Path) -> list[tuple[str, NDArray[np.float32]]]:
+    """The two CelebA faces cut as serving cuts a face for a fixed-size face model."""
+    fixed = card.input_hw
+    assert fixed is not None
+    return [
+        (name, normalise(face_square(rgb, fixed[0]), card))
+        for name, rgb in _photos(data_dir, _CELEBA_FACES)
+    ]
+
+
 @PROBES.register("face_edit")
 def _face_edits(card: ModelCard, data_dir: Path) -> Probe:
     """Two faces cut as serving cuts them, each with an edit: attribute vectors that set,
     clear and keep, or the other face as the donor."""
     spec = card.spec
     assert isinstance(spec, FaceEditSpec)
-    fixed = card.input_hw
-    assert fixed is not None
-    faces = [
-        (name, normalise(face_square(rgb, fixed[0]), card))
-        for name, rgb in _photos(data_dir, _CELEBA_FACES)
-    ]
+    faces = _aligned_faces(card, data_dir)
     if spec.conditioning == "donor":
         return [
             (f"{name} from {faces[-1 - i][0]}", (face, faces[-1 - i][1]))
@@ -177,12 +182,7 @@ def _styled_faces(card: ModelCard, data_dir: Path) -> Probe:
     (to the first domain), the other with a seeded latent style (to the last domain)."""
     spec = card.spec
     assert isinstance(spec, StyleTranslationSpec)
-    fixed = card.input_hw
-    assert fixed is not None
-    faces = [
-        (name, normalise(face_square(rgb, fixed[0]), card))
-        for name, rgb in _photos(data_dir, _CELEBA_FACES)
-    ]
+    faces = _aligned_faces(card, data_dir)
     k = len(spec.domains)
     z = np.random.default_rng(0).standard_normal(spec.latent_dim).astype(np.float32)
     probes: list[tuple[str, ProbeInput]] = []
