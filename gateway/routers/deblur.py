@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["deblur"], dependencies=[Depends(strict_f
 DeblurModelField = Annotated[
     str | None,
     Form(
-        description="a deblur model of /v1/models; GANTRY_DEFAULT_DEBLUR_MODEL "
-        "(deblurgan-photos, research only) if absent"
+        description="a deblur model of /v1/models (deblurgan-photos, research only); "
+        "GANTRY_DEFAULT_DEBLUR_MODEL if absent (none by default)"
     ),
 ]
 

@@ -44,7 +44,7 @@ steps call its parts directly; under DistributedDataParallel that would bypass t
 sync, and routing them through one forward would leave parameters unused (DDP's error) in
 every stage. IcGAN trains in one process.
 
-CelebA is for non-commercial research only: this recipe ships no served model.
+CelebA is for non-commercial research only: the served ``icgan-celeba`` is marked so.
 """
 
 from __future__ import annotations

@@ -334,16 +334,16 @@ class IcGANConfig(TrainConfig):
         Raises:
             ValueError: the config has no ``build_steps``.
         """
-        if self.build_steps is None:
-            raise ValueError("the config has no build_steps")
-        scale = self.build_steps / self.steps
+        short = super().for_build()
+        scale = short.steps / self.steps
         stages = IcGANStages(
             cgan=max(1, round(self.stage_steps.cgan * scale)),
             encoder_z=max(1, round(self.stage_steps.encoder_z * scale)),
             encoder_y=max(1, round(self.stage_steps.encoder_y * scale)),
         )
-        update = {"stage_steps": stages, "steps": stages.total, "time_limit_s": None}
-        return self.model_copy(update=update)
+        return self.model_copy(
+            update={"stage_steps": stages, "steps": stages.total, "time_limit_s": None}
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> IcGANConfig:
