@@ -76,6 +76,28 @@ class ModelCatalog:
         """The default version of every model that must be ready for the gateway to be."""
         return [m.default for m in self.models() if m.default.card.default]
 
+    def resolve_or_default(
+        self,
+        name: str | None,
+        default: str | None,
+        *,
+        task: str | Collection[str],
+        version: int | None = None,
+    ) -> BuiltCard:
+        """:meth:`resolve` for ``name``, or for ``default`` (an endpoint's configured model)
+        when the request names none.
+
+        Raises:
+            InvalidInput: ``missing_model``: neither is given (the message lists the models
+                of the task); and :meth:`resolve`'s errors.
+        """
+        if name is None:
+            if default is None:
+                known = ", ".join(self.names(task)) or "none"
+                raise InvalidInput("missing_model", f"name a model (available: {known})")
+            name = default
+        return self.resolve(name, task=task, version=version)
+
     def resolve(
         self, name: str, *, task: str | Collection[str], version: int | None = None
     ) -> BuiltCard:

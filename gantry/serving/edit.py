@@ -158,13 +158,9 @@ class EditPipeline:
 
     def model(self, name: str | None, version: int | None = None) -> BuiltCard:
         """The card to run (the default model when ``name`` is None)."""
-        if name is None:
-            if self.default_model is None:
-                raise InvalidInput(
-                    "missing_model", "name a face_edit model (see GET /v1/models?task=face_edit)"
-                )
-            name = self.default_model
-        return self.catalog.resolve(name, task="face_edit", version=version)
+        return self.catalog.resolve_or_default(
+            name, self.default_model, task="face_edit", version=version
+        )
 
     def _face(self, built: BuiltCard, data: bytes) -> NDArray[np.float32]:
         return aligned_face_input(built, data, max_pixels=self.settings.max_input_pixels)

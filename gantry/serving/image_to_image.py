@@ -172,11 +172,9 @@ class ImageToImagePipeline:
 
     def model(self, name: str | None, version: int | None = None) -> BuiltCard:
         """The card to run (the default model when ``name`` is None)."""
-        if name is None:
-            if self.default_model is None:
-                raise InvalidInput("missing_model", "name a model (see GET /v1/models)")
-            name = self.default_model
-        return self.catalog.resolve(name, task=self.tasks, version=version)
+        return self.catalog.resolve_or_default(
+            name, self.default_model, task=self.tasks, version=version
+        )
 
     def plan(
         self,
