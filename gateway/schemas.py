@@ -106,6 +106,32 @@ class EmbeddedFace(Face):
         )
 
 
+class LandmarkedFace(_Model):
+    """One face with the landmark model's points, in input-image pixels."""
+
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2")
+    score: float
+    landmarks: list[tuple[float, float]] = Field(
+        description="the model's points (its card's count), in its scheme's order"
+    )
+
+    @classmethod
+    def of(cls, face: FaceResult) -> LandmarkedFace:
+        r = face.rounded()
+        return cls(box=r.box, score=r.score, landmarks=list(r.landmarks))
+
+
+class Landmarks(_Model):
+    width: int
+    height: int
+    faces: list[LandmarkedFace]
+    model: str
+    version: int
+    scheme: str = Field(description="the point layout, e.g. ibug68 (the 300-W markup)")
+    detector: str
+    models: list[ModelRef] = Field(description="the detector's model(s) and versions")
+
+
 class Detections(_Model):
     width: int
     height: int

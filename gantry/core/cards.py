@@ -207,10 +207,18 @@ class StyleTranslationSpec(_Frozen):
 
 
 class LandmarksSpec(_Frozen):
-    """A landmark regressor on face crops."""
+    """A landmark regressor on square face crops cut around each detected box.
+
+    The crop is the square of side ``crop_scale`` times the box's longer side, centred on the
+    box (black outside the image), resized to the card's input size; the network answers
+    ``(num_points, 2)`` positions relative to that square, (0, 0) its top-left corner and
+    (1, 1) its bottom-right.
+    """
 
     task: Literal["face_landmarks"] = "face_landmarks"
-    num_points: int
+    num_points: int = Field(ge=1)
+    scheme: str = Field(description="the point layout, e.g. ibug68 (the 300-W markup)")
+    crop_scale: float = Field(default=1.0, gt=0.0, description="crop side / box's longer side")
 
 
 TaskSpec = Annotated[

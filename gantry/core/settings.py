@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     # MobileFaceNet (mobilefacenet-arcface) separates pairs better but is research only (MS1M,
     # no upstream licence), so it is never the default: requests name it.
     default_embedder: str = "dlib-resnet-v1"
+    # /v1/faces/landmarks without `model`: face-api.js's 68-point net (MIT).
+    default_landmark_model: str = "faceapi-landmark68"
     detect_min_score: float = 0.5
     # Large photos are shrunk so the detector's long side is at most this (faces keep ≥ ~20 px
     # in 4K photos); boxes are mapped back to input pixels.

@@ -183,6 +183,27 @@ class FaceVerificationServicer:
 
         return await self._unary(request, context, call)
 
+    async def Landmarks(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        async def call(r: faces_pb2.LandmarksRequest) -> faces_pb2.LandmarksResponse:
+            result = await self.faces.landmarks(
+                data=r.image,
+                model=r.model or None,
+                version=_version(r),
+                detector=r.detector or None,
+                min_score=_float(r, "min_score"),
+            )
+            return faces_pb2.LandmarksResponse(
+                width=result.width,
+                height=result.height,
+                faces=[face_message(f) for f in result.faces],
+                model=result.model,
+                model_version=result.version,
+                scheme=result.scheme,
+                detectors=[faces_pb2.ModelVersion(name=n, version=v) for n, v in result.models],
+            )
+
+        return await self._unary(request, context, call)
+
     async def _verify(self, request: faces_pb2.VerifyRequest) -> faces_pb2.VerifyResponse:
         result = await self.faces.verify(
             data_a=request.image_a,

@@ -1,4 +1,4 @@
-"""POST /v1/faces/detect, /v1/faces/embed, /v1/faces/verify."""
+"""POST /v1/faces/detect, /v1/faces/embed, /v1/faces/verify, /v1/faces/landmarks."""
 
 from __future__ import annotations
 
@@ -17,11 +17,23 @@ from gateway.fields import (
     strict_form,
 )
 from gateway.responses import MODEL_HEADERS, model_headers
-from gateway.schemas import Detections, EmbeddedFace, Embeddings, Face, ModelRef, Verification
+from gateway.schemas import (
+    Detections,
+    EmbeddedFace,
+    Embeddings,
+    Face,
+    LandmarkedFace,
+    Landmarks,
+    ModelRef,
+    Verification,
+)
 from gateway.uploads import read_upload
 
 router = APIRouter(prefix="/v1/faces", tags=["faces"], dependencies=[Depends(strict_form)])
 
+MinScoreField = Annotated[
+    float | None, Form(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1], description="0 to 1")
+]
 RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(400, 404, 413, 415, 422, 502, 503)}
 
 
@@ -31,7 +43,7 @@ async def detect(
     response: Response,
     image: ImageFile,
     detector: DetectorField = None,
-    min_score: Annotated[float | None, Form(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1])] = None,
+    min_score: MinScoreField = None,
     version: VersionField = None,
 ) -> Detections:
     """Faces with boxes, scores and 5 landmarks, in input pixels; ``version`` is the
@@ -76,6 +88,35 @@ async def embed(
         model=result.model,
         version=result.version,
         detector=result.detector,
+    )
+
+
+@router.post("/landmarks", responses=RESPONSES)
+async def landmarks(
+    state: StateDep,
+    response: Response,
+    image: ImageFile,
+    model: ModelField = None,
+    version: VersionField = None,
+    detector: DetectorField = None,
+    min_score: MinScoreField = None,
+) -> Landmarks:
+    """As detect, each face with the landmark model's points (68 for the iBUG scheme) in
+    input pixels; ``version`` is the landmark model's."""
+    data = await read_upload(image, state.settings.max_upload_bytes)
+    result = await state.pipelines.faces.landmarks(
+        data=data, model=model, version=version, detector=detector, min_score=min_score
+    )
+    response.headers.update(model_headers(result.model, result.version))
+    return Landmarks(
+        width=result.width,
+        height=result.height,
+        faces=[LandmarkedFace.of(f) for f in result.faces],
+        model=result.model,
+        version=result.version,
+        scheme=result.scheme,
+        detector=result.detector,
+        models=[ModelRef(name=n, version=v) for n, v in result.models],
     )
 
 

@@ -1,4 +1,4 @@
-"""Faces: RetinaFace and MTCNN detectors, the dlib descriptor; templates and thresholds."""
+"""Faces: RetinaFace and MTCNN detectors, embedders, landmark nets; templates and thresholds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from gantry.core.cards import (
     DetectionSpec,
     DetectionStageSpec,
     EmbeddingSpec,
+    LandmarksSpec,
     ModelCard,
     PriorSpec,
     TensorSpec,
@@ -267,4 +268,44 @@ def mobilefacenet_arcface() -> ModelCard:
             threshold_note="Youden's J (max TPR - FPR) on all AT&T/ORL pairs through detect + "
             "align + embed; bench/faces_calibrate.py",
         ),
+    )
+
+
+# --- 68-point landmarks --------------------------------------------------------------------
+
+# face-api.js's FaceLandmark68Net input: channel means and scale (FaceLandmark68Net.runNet).
+FACEAPI_MEAN_RGB = (122.782, 117.001, 104.298)
+FACEAPI_INPUT_SIZE = 112
+# The square crop around a RetinaFace box that the net answers best from; chosen by NME on
+# the 300-W crops held aside for PFLD (bench/landmarks.py).
+FACEAPI_CROP_SCALE = 1.0
+
+
+@CARDS.register("faceapi-landmark68")
+def faceapi_landmark68() -> ModelCard:
+    """face-api.js's 68-point landmark CNN (357K parameters), MIT."""
+    return ModelCard(
+        name="faceapi-landmark68",
+        architecture="faceapi_landmark68",
+        description="face-api.js FaceLandmark68Net: the 68 iBUG (300-W) points of a face from "
+        "a 112x112 crop around its detected box, by four depthwise-separable dense blocks "
+        "and a dense layer (357K parameters). The reference landmark model.",
+        inputs=(TensorSpec(name="crop", dims=(3, FACEAPI_INPUT_SIZE, FACEAPI_INPUT_SIZE)),),
+        outputs=(TensorSpec(name="points", dims=(68, 2)),),
+        value_range=(0.0, 255.0),
+        mean=FACEAPI_MEAN_RGB,
+        std=(255.0, 255.0, 255.0),
+        max_batch_size=32,
+        preferred_batch_sizes=(2, 8),
+        weights=WeightsSpec(
+            importer="faceapi_tfjs",
+            source="npm @vladmandic/face-api@1.7.15, package/model/face_landmark_68_model.bin "
+            "and its weights manifest (fetched by `make install`; uint8-quantised tfjs "
+            "weights read by trainer/weights/formats/tfjs.py)",
+            license="MIT (justadudewhohacks/face-api.js, vladmandic/face-api); upstream does "
+            "not document the training faces beyond 'about 35,000 images'",
+            upstream="justadudewhohacks/face-api.js FaceLandmark68Net (tfjs weight names)",
+        ),
+        default=True,
+        spec=LandmarksSpec(num_points=68, scheme="ibug68", crop_scale=FACEAPI_CROP_SCALE),
     )

@@ -67,6 +67,14 @@ def _mobilefacenet_tflite(card: ModelCard, checkpoint: Path | None) -> StateDict
     return state_dict_from_tflite(checkpoint.read_bytes() if checkpoint is not None else None)
 
 
+@WEIGHT_SOURCES.register("faceapi_tfjs")
+def _faceapi_tfjs(card: ModelCard, checkpoint: Path | None) -> StateDict:
+    from trainer.weights.faceapi_landmarks import state_dict_from_faceapi
+
+    # A user's file is another tfjs manifest of the same net (its shard beside it).
+    return state_dict_from_faceapi(checkpoint)
+
+
 @WEIGHT_SOURCES.register("vintagify")
 def _vintagify(card: ModelCard, checkpoint: Path | None) -> StateDict:
     from trainer.weights.vintagify import load_official_cyclegan, state_dict_from_vintagify

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gantry.core.cards import BuiltCard, DetectionSpec, EmbeddingSpec
+from gantry.core.cards import BuiltCard, DetectionSpec, EmbeddingSpec, LandmarksSpec
 from gantry.core.errors import Internal, InvalidInput, TooLarge
 from gantry.core.imaging import decode_rgb8
 from gantry.core.preprocess import normalise
@@ -26,6 +26,7 @@ from gantry.core.registry import Registry
 from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.align import align_faces
+from gantry.serving.faces.landmarks import crop_squares, cut_crops, to_image_points
 from gantry.serving.faces.mtcnn import detect_faces as mtcnn_detect
 from gantry.serving.faces.mtcnn import pyramid_scales
 from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection
@@ -94,6 +95,15 @@ class EmbedResult(DetectResult):
 
 
 @dataclass(frozen=True)
+class LandmarksResult(DetectResult):
+    """Faces with the landmark model's points (its card's count and scheme)."""
+
+    model: str = ""
+    version: int = 0
+    scheme: str = ""
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """The comparison of the largest face of two images."""
 
@@ -125,6 +135,13 @@ def _face(d: Detection) -> FaceResult:
 Found = tuple[list[Detection], list[BuiltCard]]
 Detector = Callable[["FacePipeline", NDArray[np.uint8], float, int | None], Awaitable[Found]]
 DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def landmarks_spec(built: BuiltCard) -> LandmarksSpec:
+    spec = built.card.spec
+    if not isinstance(spec, LandmarksSpec) or built.card.input_hw is None:
+        raise Internal("bad_card", f"{built.name} has no crop size or point layout")
+    return spec
 
 
 def embedding_spec(built: BuiltCard) -> EmbeddingSpec:
@@ -383,6 +400,77 @@ class FacePipeline:
             models=tuple((m.name, m.version) for m in models),
             model=built.name,
             version=built.version,
+        )
+
+    # --- landmarks --------------------------------------------------------------------------
+    def landmarker(self, model: str | None, version: int | None = None) -> BuiltCard:
+        """The landmark model's card (the default landmark model when ``model`` is None)."""
+        return self.catalog.resolve(
+            model or self.settings.default_landmark_model, task="face_landmarks", version=version
+        )
+
+    async def locate_points(
+        self, built: BuiltCard, rgb: NDArray[np.uint8], faces: Sequence[FaceResult]
+    ) -> NDArray[np.float64]:
+        """``(K, P, 2)`` landmark points of each face, in input pixels: the card's square crop
+        around each box, all crops of the image in as few Triton calls as the batch allows."""
+        card = built.card
+        spec = landmarks_spec(built)
+        hw = card.input_hw
+        assert hw is not None  # landmarks_spec checked it
+        squares = crop_squares([f.box for f in faces], spec.crop_scale)
+        crops = cut_crops(rgb, squares, hw)
+        relative = []
+        for start in range(0, len(crops), card.max_batch_size):
+            batch = normalise(crops[start : start + card.max_batch_size], card)
+            out = await self.triton.infer(
+                card.name,
+                {card.inputs[0].name: batch},
+                [card.outputs[0].name],
+                version=built.version,
+            )
+            relative.append(out[card.outputs[0].name])
+        if not relative:
+            return np.zeros((0, spec.num_points, 2), np.float64)
+        points = np.concatenate(relative)
+        if points.shape[1:] != (spec.num_points, 2):
+            raise Internal(
+                "bad_model_output",
+                f"{built.name} answered {points.shape[1:]}, not ({spec.num_points}, 2) points",
+            )
+        return to_image_points(points, squares)
+
+    async def landmarks(
+        self,
+        *,
+        data: bytes,
+        model: str | None = None,
+        version: int | None = None,
+        detector: str | None = None,
+        min_score: float | None = None,
+    ) -> LandmarksResult:
+        """Every face of an image with the landmark model's points, in input pixels;
+        ``version`` is the landmark model's."""
+        built = self.landmarker(model, version)
+        spec = landmarks_spec(built)
+        self.check_detect_options(detector, min_score)
+        rgb = await self.decode(data)
+        detections, detectors = await self.detect_rgb(rgb, detector, min_score)
+        faces = [_face(d) for d in detections]
+        points = await self.locate_points(built, rgb, faces)
+        located = [
+            FaceResult(f.box, f.score, tuple((float(x), float(y)) for x, y in p))
+            for f, p in zip(faces, points, strict=True)
+        ]
+        return LandmarksResult(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            faces=located,
+            detector=detector or self.settings.default_detector,
+            models=tuple((m.name, m.version) for m in detectors),
+            model=built.name,
+            version=built.version,
+            scheme=spec.scheme,
         )
 
     # --- verification -----------------------------------------------------------------------
