@@ -1,9 +1,10 @@
-"""POST /v1/faces/{detect,embed,verify} through the gateway and the real Triton."""
+"""POST /v1/faces/{detect,embed,verify,landmarks} through the gateway and the real Triton."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 import pytest
@@ -134,6 +135,9 @@ def test_verify_without_a_face_is_422_no_face(client: TestClient) -> None:
         ("/v1/faces/detect", {"detector": "haar"}, (422, "unknown_detector")),
         ("/v1/faces/detect", {"min_score": "1.5"}, (422, "invalid_request")),
         ("/v1/faces/embed", {"model": "arcface-r999"}, (422, "unknown_model")),
+        ("/v1/faces/landmarks", {"model": "dlib-resnet-v1"}, (422, "unknown_model")),
+        ("/v1/faces/landmarks", {"detector": "haar"}, (422, "unknown_detector")),
+        ("/v1/faces/landmarks", {"version": "9"}, (404, "unknown_version")),
     ],
 )
 def test_bad_face_requests(
@@ -234,3 +238,64 @@ def test_arcface_mobilefacenet_is_listed_as_research_only(client: TestClient) ->
         client, "/v1/faces/embed", {"image": (KNN / "obama" / "obama.jpg").read_bytes()}
     )
     assert response.json()["model"] == "dlib-resnet-v1"
+
+
+# --- 68-point landmarks ----------------------------------------------------------------------
+
+LANDMARKS = DATA / "landmarks"
+LANDMARK_MODEL = "faceapi-landmark68"
+
+
+def _truth(image: str) -> np.ndarray:  # type: ignore[type-arg]
+    """The 68 labelled points of the 300-W image."""
+    entries = json.loads((LANDMARKS / "landmarks.json").read_text())
+    return np.asarray(next(e for e in entries if e["image"] == image)["points_xy"])
+
+
+@pytest.mark.parametrize("image", ["mmpose_300w/indoor_020.png", "mmpose_300w/indoor_029.png"])
+def test_landmarks_land_on_the_labelled_300w_faces(client: TestClient, image: str) -> None:
+    response = _post(client, "/v1/faces/landmarks", {"image": (LANDMARKS / image).read_bytes()})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gantry-model"] == LANDMARK_MODEL
+    assert response.headers["x-gantry-model-version"] == "1"
+    body = response.json()
+    assert (body["model"], body["version"], body["scheme"]) == (LANDMARK_MODEL, 1, "ibug68")
+    assert body["models"] == [{"name": "retinaface-mnet025", "version": 1}]
+    truth = _truth(image)
+    face = max(body["faces"], key=lambda f: f["box"][2] - f["box"][0])
+    points = np.asarray(face["landmarks"])
+    assert points.shape == (68, 2)
+    # Normalised by the outer-eye-corner distance (iBUG 36, 45); bench/landmarks.py.
+    nme = np.linalg.norm(points - truth, axis=1).mean() / np.linalg.norm(truth[36] - truth[45])
+    assert nme < 0.1
+
+
+def test_every_face_of_a_group_photo_gets_68_points_in_its_box(client: TestClient) -> None:
+    image = (VOC / GROUP).read_bytes()
+    detected = _post(client, "/v1/faces/detect", {"image": image}).json()
+    located = _post(client, "/v1/faces/landmarks", {"image": image}).json()
+    assert [f["box"] for f in located["faces"]] == [f["box"] for f in detected["faces"]]
+    for face in located["faces"]:
+        points = np.asarray(face["landmarks"])
+        assert points.shape == (68, 2)
+        x1, y1, x2, y2 = face["box"]
+        margin = 0.25 * max(x2 - x1, y2 - y1)
+        assert (points[:, 0] > x1 - margin).all() and (points[:, 0] < x2 + margin).all()
+        assert (points[:, 1] > y1 - margin).all() and (points[:, 1] < y2 + margin).all()
+        # iBUG order as seen in the image: jaw 0 left of 16, outer eye corners 36 left of 45,
+        # nose tip 30 above the mouth's top 51, which is above the chin 8.
+        assert points[0, 0] < points[16, 0] and points[36, 0] < points[45, 0]
+        assert points[30, 1] < points[51, 1] < points[8, 1]
+
+
+def test_landmarks_of_a_faceless_photo_are_no_faces(client: TestClient) -> None:
+    response = _post(client, "/v1/faces/landmarks", {"image": NO_FACE.read_bytes()})
+    assert response.status_code == 200 and response.json()["faces"] == []
+
+
+def test_the_landmark_model_is_listed_mit_and_default(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    card = models[LANDMARK_MODEL]
+    assert card["task"] == "face_landmarks" and card["ready"] and card["default"]
+    assert not card["research_only"] and card["license"].startswith("MIT")
+    assert LANDMARK_MODEL in client.get("/readyz").json()["models"]

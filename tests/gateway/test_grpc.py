@@ -335,3 +335,24 @@ def test_an_oversized_pair_fails_alone_in_a_stream(stub: Any, gateway_settings: 
     assert [a.id for a in answers] == ["big", "ok"]
     assert answers[0].error.code == "upload_too_large"
     assert not answers[1].error.code and answers[1].match
+
+
+def test_landmarks_answer_as_rest_does(stub: Any, client: TestClient) -> None:
+    data = read(GROUP)
+    result = stub.Landmarks(faces_pb2.LandmarksRequest(image=data), timeout=TIMEOUT_S)
+    assert (result.model, result.model_version, result.scheme) == (
+        "faceapi-landmark68",
+        1,
+        "ibug68",
+    )
+    assert [(d.name, d.version) for d in result.detectors] == [("retinaface-mnet025", 1)]
+    rest = client.post("/v1/faces/landmarks", files={"image": (GROUP.name, data)}).json()
+    assert len(result.faces) == len(rest["faces"]) >= 3
+    for face, rest_face in zip(result.faces, rest["faces"], strict=True):
+        assert len(face.landmarks) == 68
+        ours = [(p.x, p.y) for p in face.landmarks]
+        assert ours == pytest.approx([tuple(p) for p in rest_face["landmarks"]], abs=0.01)
+    missing = faces_pb2.LandmarksRequest(image=data, model="dlib-resnet-v1")
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Landmarks(missing, timeout=TIMEOUT_S)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT

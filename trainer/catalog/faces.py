@@ -309,3 +309,42 @@ def faceapi_landmark68() -> ModelCard:
         default=True,
         spec=LandmarksSpec(num_points=68, scheme="ibug68", crop_scale=FACEAPI_CROP_SCALE),
     )
+
+
+# The square crop around a RetinaFace box that PFLD answers best from (its training crops are
+# the points' box grown 1.2x, jittered); chosen on 300-W training faces by bench/landmarks.py.
+PFLD_CROP_SCALE = 1.0
+_300W_LICENSE = (
+    "research only: trained on ../shared/data/train/face_landmarks_300w_68pt (iBUG 300-W "
+    "annotations of AFW and HELEN: research purposes only, no commercial products; Flickr "
+    "images); architecture after polarisZhao/PFLD-pytorch (MIT)"
+)
+
+
+@CARDS.register("pfld-300w")
+def pfld_300w() -> ModelCard:
+    """PFLD trained here on 300-W's 68 points (research only)."""
+    return ModelCard(
+        name="pfld-300w",
+        architecture="pfld",
+        description="PFLD (Guo et al. 2019): 68 iBUG points from a 112x112 face crop, a "
+        "MobileNetV2 backbone with multi-scale fusion (1.26M parameters), trained here on "
+        "300-W (AFW + HELEN train) with the pose- and condition-weighted loss. Version 1 is "
+        "the short run `gantry models build` trains; `gantry train pfld-300w --publish` "
+        "trains the full config and publishes the next version.",
+        inputs=(TensorSpec(name="crop", dims=(3, 112, 112)),),
+        outputs=(TensorSpec(name="points", dims=(68, 2)),),
+        value_range=(-1.0, 1.0),
+        max_batch_size=32,
+        preferred_batch_sizes=(2, 8),
+        weights=WeightsSpec(
+            importer="training_run",
+            source="trained by `gantry models build` (config pfld-300w, its build_steps) on "
+            "../shared/data/train/face_landmarks_300w_68pt (held-aside faces excluded); or a "
+            "run's generator.pth",
+            license=_300W_LICENSE,
+            upstream="polarisZhao/PFLD-pytorch (PFLDInference keys; its unused bn8 aside)",
+            research_only=True,
+        ),
+        spec=LandmarksSpec(num_points=68, scheme="ibug68", crop_scale=PFLD_CROP_SCALE),
+    )

@@ -1,4 +1,5 @@
-"""The GAN loss zoo: adversarial losses by name, penalties, pixel and perceptual losses.
+"""The GAN loss zoo: adversarial losses by name, penalties, pixel and perceptual losses, and
+PFLD's pose- and condition-weighted landmark loss.
 
 Adversarial losses are registered in ``GAN_LOSSES`` and built with ``build_gan_loss(name)``;
 each has ``discriminator(real_logits, fake_logits)`` and ``generator(fake_logits,
@@ -21,6 +22,7 @@ from trainer.losses.adversarial import (
     build_gan_loss,
     per_scale,
 )
+from trainer.losses.landmarks import pfld_loss, pose_weights
 from trainer.losses.penalties import clip_weights, gradient_penalty, r1_penalty, wgan_optimizer
 from trainer.losses.perceptual import (
     PERCEPTUAL_OFF_REASON,
@@ -63,6 +65,8 @@ __all__ = [
     "identity",
     "per_scale",
     "perceptual_loss_or_none",
+    "pfld_loss",
+    "pose_weights",
     "r1_penalty",
     "total_variation",
     "vgg19_features",

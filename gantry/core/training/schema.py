@@ -509,6 +509,39 @@ class DeblurGANConfig(TrainConfig):
     )
 
 
+class PFLDConfig(TrainConfig):
+    """PFLD (Guo et al. 2019): a MobileNetV2 landmark regressor with multi-scale fusion, and
+    an auxiliary net estimating head pose in training, under the pose- and condition-weighted
+    squared point loss.
+
+    The defaults are polarisZhao/PFLD-pytorch's (Adam 1e-4, weight decay 1e-6, 112 px crops,
+    the reference's loss with no floor). 300-W has no attribute labels, so the rare-condition
+    classes are what the points tell: profile, head up or down, open mouth, else frontal
+    (trainer/data/landmarks.py); their weights are the reciprocal of their share of the
+    training faces.
+    """
+
+    recipe: Literal["pfld"] = "pfld"
+    network: str = Field(default="pfld", description="the landmark network (served)")
+    auxiliary: str = Field(default="pfld_auxiliary", description="the pose net (training only)")
+    optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.9, beta2=0.999)
+    weight_decay: float = Field(default=1e-6, ge=0, description="Adam's L2 (the reference's)")
+    pose_floor: float = Field(
+        default=0.0,
+        ge=0,
+        description="added to each face's pose weight; 0 (the reference): a face whose pose "
+        "the auxiliary net gets right adds nothing to the landmark loss",
+    )
+    condition_weights: bool = Field(
+        default=True, description="weight faces by the reciprocal share of their conditions"
+    )
+    init_mean_shape: bool = Field(
+        default=False,
+        description="start the point layer's bias at the mean training shape (the reference: "
+        "PyTorch's default initialisation)",
+    )
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -519,3 +552,4 @@ CONFIG_TYPES.add("icgan", IcGANConfig)
 CONFIG_TYPES.add("genegan", GeneGANConfig)
 CONFIG_TYPES.add("stargan_v2", StarGANv2Config)
 CONFIG_TYPES.add("deblurgan", DeblurGANConfig)
+CONFIG_TYPES.add("pfld", PFLDConfig)
