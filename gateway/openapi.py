@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from gantry.serving.catalog import ModelCatalog
-from gantry.serving.faces.service import DETECTORS
+from gantry.serving.faces.service import DETECTOR_ALIGNMENT, DETECTORS
 from gateway.errors import ERROR_DESCRIPTIONS
 from gateway.frontdoor import OPEN_PATHS
 from workers.interface import JOB_KINDS
@@ -45,6 +45,7 @@ MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/faces/verify", "model"): ("face_embedding",),
     ("/v1/faces/landmarks", "model"): ("face_landmarks",),
 }
+ALIGN_PATHS = ("/v1/faces/embed", "/v1/faces/verify")
 DETECTOR_FIELDS = (
     ("/v1/faces/detect", "detector"),
     ("/v1/faces/embed", "detector"),
@@ -177,6 +178,12 @@ def complete_schema(
         schemas[ref] = {"type": "string", "enum": names, "title": ref}
         body["properties"][field] = _enum_property(body["properties"][field], ref)
     schemas["Detector"] = {"type": "string", "enum": DETECTORS.names(), "title": "Detector"}
+    alignments = [DETECTOR_ALIGNMENT, *catalog.names(("face_landmarks",))]
+    schemas["Alignment"] = {"type": "string", "enum": alignments, "title": "Alignment"}
+    for path in ALIGN_PATHS:
+        body = _body_schema(spec, path)
+        if body is not None and "align" in body.get("properties", {}):
+            body["properties"]["align"] = _enum_property(body["properties"]["align"], "Alignment")
     for path, field in DETECTOR_FIELDS:
         body = _body_schema(spec, path)
         if body is not None and field in body.get("properties", {}):

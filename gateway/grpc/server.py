@@ -172,6 +172,7 @@ class FaceVerificationServicer:
                 model=r.model or None,
                 version=_version(r),
                 detector=r.detector or None,
+                align=r.align or None,
             )
             return faces_pb2.EmbedResponse(
                 width=result.width,
@@ -211,6 +212,7 @@ class FaceVerificationServicer:
             model=request.model or None,
             version=_version(request),
             threshold=_float(request, "threshold"),
+            align=request.align or None,
         )
         return verify_message(result, request.id)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Response
 
-from gantry.serving.faces.service import MIN_SCORE_RANGE, THRESHOLD_RANGE
+from gantry.serving.faces.service import DETECTOR_ALIGNMENT, MIN_SCORE_RANGE, THRESHOLD_RANGE
 from gateway.deps import StateDep
 from gateway.errors import errors
 from gateway.fields import (
@@ -33,6 +33,14 @@ router = APIRouter(prefix="/v1/faces", tags=["faces"], dependencies=[Depends(str
 
 MinScoreField = Annotated[
     float | None, Form(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1], description="0 to 1")
+]
+AlignField = Annotated[
+    str | None,
+    Form(
+        description=f"the five points chips are aligned by: {DETECTOR_ALIGNMENT} (the "
+        "detector's, the default) or a landmark model of /v1/models (e.g. pfld-300w): its eye "
+        "centres, nose tip and mouth corners"
+    ),
 ]
 RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(400, 404, 413, 415, 422, 502, 503)}
 
@@ -74,11 +82,12 @@ async def embed(
     model: ModelField = None,
     version: VersionField = None,
     detector: DetectorField = None,
+    align: AlignField = None,
 ) -> Embeddings:
     """As detect, each face with an L2-normalised embedding."""
     data = await read_upload(image, state.settings.max_upload_bytes)
     result = await state.pipelines.faces.embed(
-        data=data, model=model, version=version, detector=detector
+        data=data, model=model, version=version, detector=detector, align=align
     )
     response.headers.update(model_headers(result.model, result.version))
     return Embeddings(
@@ -129,12 +138,18 @@ async def verify(
     model: ModelField = None,
     version: VersionField = None,
     threshold: Annotated[float | None, Form(ge=THRESHOLD_RANGE[0], le=THRESHOLD_RANGE[1])] = None,
+    align: AlignField = None,
 ) -> Verification:
     """Whether the largest face of each image is the same person; 422 `no_face` if none."""
     limit = state.settings.max_upload_bytes
     data_a, data_b = await read_upload(image_a, limit), await read_upload(image_b, limit)
     result = await state.pipelines.faces.verify(
-        data_a=data_a, data_b=data_b, model=model, version=version, threshold=threshold
+        data_a=data_a,
+        data_b=data_b,
+        model=model,
+        version=version,
+        threshold=threshold,
+        align=align,
     )
     response.headers.update(model_headers(result.model, result.version))
     return Verification(

@@ -299,3 +299,40 @@ def test_the_landmark_model_is_listed_mit_and_default(client: TestClient) -> Non
     assert card["task"] == "face_landmarks" and card["ready"] and card["default"]
     assert not card["research_only"] and card["license"].startswith("MIT")
     assert LANDMARK_MODEL in client.get("/readyz").json()["models"]
+
+
+@pytest.mark.parametrize("align", [LANDMARK_MODEL, "pfld-300w"])
+def test_embed_and_verify_align_by_a_landmark_models_points(client: TestClient, align: str) -> None:
+    obama, obama2 = (
+        (KNN / "obama" / "obama.jpg").read_bytes(),
+        (KNN / "obama" / "obama2.jpg").read_bytes(),
+    )
+    plain = _post(client, "/v1/faces/embed", {"image": obama}).json()["faces"][0]
+    aligned = _post(client, "/v1/faces/embed", {"image": obama}, align=align)
+    assert aligned.status_code == 200, aligned.text
+    face = aligned.json()["faces"][0]
+    # Same face, same detector: the box and the reported five points are the detector's;
+    # only the chip the embedding was computed from moved.
+    assert face["box"] == plain["box"] and face["landmarks"] == plain["landmarks"]
+    cosine = float(np.dot(face["embedding"], plain["embedding"]))
+    assert cosine < 1.0 - 1e-6
+    if align == LANDMARK_MODEL:
+        # face-api's points land where RetinaFace's do, give or take a few pixels.
+        assert cosine > 0.9
+        biden = (KNN / "biden" / "biden.jpg").read_bytes()
+        same = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": obama2}, align=align)
+        other = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": biden}, align=align)
+        assert same.json()["match"] is True and other.json()["match"] is False
+
+
+@pytest.mark.parametrize(
+    ("align", "expected"),
+    [("dlib-resnet-v1", (422, "unknown_model")), ("haar", (422, "unknown_model"))],
+)
+def test_align_takes_a_landmark_model_only(
+    client: TestClient, align: str, expected: tuple[int, str]
+) -> None:
+    obama = (KNN / "obama" / "obama.jpg").read_bytes()
+    assert _error(_post(client, "/v1/faces/embed", {"image": obama}, align=align)) == expected
+    response = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": obama}, align=align)
+    assert _error(response) == expected

@@ -356,3 +356,17 @@ def test_landmarks_answer_as_rest_does(stub: Any, client: TestClient) -> None:
     with pytest.raises(grpc.RpcError) as error:
         stub.Landmarks(missing, timeout=TIMEOUT_S)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_verify_aligns_by_a_landmark_model_as_rest_does(stub: Any, client: TestClient) -> None:
+    request = faces_pb2.VerifyRequest(
+        image_a=read(OBAMA), image_b=read(OBAMA2), align="faceapi-landmark68"
+    )
+    result = stub.Verify(request, timeout=TIMEOUT_S)
+    rest = client.post(
+        "/v1/faces/verify",
+        files={"image_a": (OBAMA.name, read(OBAMA)), "image_b": (OBAMA2.name, read(OBAMA2))},
+        data={"align": "faceapi-landmark68"},
+    ).json()
+    assert result.match and result.similarity == pytest.approx(rest["similarity"], abs=1e-5)
+    assert result.similarity != pytest.approx(rest_verify(client, OBAMA, OBAMA2)["similarity"])

@@ -18,6 +18,14 @@ from numpy.typing import NDArray
 
 Box = tuple[float, float, float, float]
 
+# The detector's five points (left eye, right eye, nose, left and right mouth corners, as seen
+# in the image) from the 68 of the iBUG scheme: the eye centres, the nose tip, the outer mouth
+# corners; what ``align=<landmark model>`` aligns embedder chips with.
+IBUG68_EYES = (range(36, 42), range(42, 48))
+IBUG68_NOSE_TIP = 30
+IBUG68_MOUTH_CORNERS = (48, 54)
+FIVE_POINT_SCHEMES = ("ibug68",)
+
 
 def crop_squares(boxes: Sequence[Box], scale: float) -> NDArray[np.float64]:
     """``(K, 3)`` rows ``(x0, y0, side)``: each box's crop square in input pixels."""
@@ -58,3 +66,17 @@ def to_image_points(relative: NDArray[Any], squares: NDArray[np.float64]) -> NDA
     continuous coordinates as the squares: pixel i covers [i, i + 1))."""
     points = np.asarray(relative, np.float64)
     return squares[:, None, :2] + points * squares[:, None, 2:3]
+
+
+def five_points(points: NDArray[Any], scheme: str) -> NDArray[np.float64]:
+    """``(K, 5, 2)`` template points from ``(K, P, 2)`` landmarks of ``scheme``.
+
+    Raises:
+        ValueError: the scheme is not one of :data:`FIVE_POINT_SCHEMES`.
+    """
+    if scheme not in FIVE_POINT_SCHEMES:
+        raise ValueError(f"no five-point mapping for landmark scheme {scheme!r}")
+    p = np.asarray(points, np.float64)
+    left, right = (p[:, list(eye)].mean(axis=1) for eye in IBUG68_EYES)
+    mouth_left, mouth_right = (p[:, i] for i in IBUG68_MOUTH_CORNERS)
+    return np.stack([left, right, p[:, IBUG68_NOSE_TIP], mouth_left, mouth_right], axis=1)

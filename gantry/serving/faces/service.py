@@ -26,7 +26,13 @@ from gantry.core.registry import Registry
 from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.align import align_faces
-from gantry.serving.faces.landmarks import crop_squares, cut_crops, to_image_points
+from gantry.serving.faces.landmarks import (
+    FIVE_POINT_SCHEMES,
+    crop_squares,
+    cut_crops,
+    five_points,
+    to_image_points,
+)
 from gantry.serving.faces.mtcnn import detect_faces as mtcnn_detect
 from gantry.serving.faces.mtcnn import pyramid_scales
 from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection
@@ -36,6 +42,8 @@ from gantry.serving.triton import TritonClient
 
 # The accepted ranges of the request options, shared by REST (form validation) and gRPC.
 MIN_SCORE_RANGE = (0.0, 1.0)
+# ``align``: the detector's own five points, or those of a landmark model (its name).
+DETECTOR_ALIGNMENT = "detector"
 THRESHOLD_RANGE = (-1.0, 1.0)  # cosine similarity
 
 
@@ -380,14 +388,18 @@ class FacePipeline:
         model: str | None = None,
         version: int | None = None,
         detector: str | None = None,
+        align: str | None = None,
     ) -> EmbedResult:
-        """Every face of an image with its L2-normalised embedding."""
+        """Every face of an image with its L2-normalised embedding; ``align`` as in
+        :meth:`alignment_faces`."""
         built = self.embedder(model, version)
         self.check_detect_options(detector, None)
         rgb = await self.decode(data)
         detections, models = await self.detect_rgb(rgb, detector, None)
         faces = [_face(d) for d in detections]
-        vectors = await self.embed_chips(built, [(rgb, faces)])
+        vectors = await self.embed_chips(
+            built, [(rgb, await self.alignment_faces(rgb, faces, align))]
+        )
         with_vectors = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
             for f, vec in zip(faces, vectors, strict=True)
@@ -473,6 +485,28 @@ class FacePipeline:
             scheme=spec.scheme,
         )
 
+    async def alignment_faces(
+        self, rgb: NDArray[np.uint8], faces: Sequence[FaceResult], align: str | None
+    ) -> Sequence[FaceResult]:
+        """The faces with the five points embedder chips are aligned by: the detector's
+        (``align`` None or "detector"), or those a landmark model's points give (its eye
+        centres, nose tip and mouth corners)."""
+        if align is None or align == DETECTOR_ALIGNMENT or not faces:
+            return faces
+        built = self.landmarker(align)
+        spec = landmarks_spec(built)
+        if spec.scheme not in FIVE_POINT_SCHEMES:
+            raise InvalidInput(
+                "invalid_alignment",
+                f"{built.name}'s {spec.scheme} points do not give the five alignment points; "
+                f"align with a model of scheme {', '.join(FIVE_POINT_SCHEMES)}",
+            )
+        five = five_points(await self.locate_points(built, rgb, faces), spec.scheme)
+        return [
+            FaceResult(f.box, f.score, tuple((float(x), float(y)) for x, y in p))
+            for f, p in zip(faces, five, strict=True)
+        ]
+
     # --- verification -----------------------------------------------------------------------
     async def _largest_face(self, data: bytes, which: str) -> tuple[NDArray[np.uint8], FaceResult]:
         rgb = await self.decode(data)
@@ -490,8 +524,10 @@ class FacePipeline:
         model: str | None = None,
         version: int | None = None,
         threshold: float | None = None,
+        align: str | None = None,
     ) -> VerifyResult:
-        """Whether the largest faces of two images are the same person."""
+        """Whether the largest faces of two images are the same person; ``align`` as in
+        :meth:`alignment_faces`."""
         if threshold is not None and not in_range(threshold, THRESHOLD_RANGE):
             raise InvalidInput(
                 "invalid_threshold", "threshold must be a cosine similarity between -1 and 1"
@@ -506,7 +542,11 @@ class FacePipeline:
         (rgb_a, face_a), (rgb_b, face_b) = await asyncio.gather(
             self._largest_face(data_a, "image_a"), self._largest_face(data_b, "image_b")
         )
-        vectors = await self.embed_chips(built, [(rgb_a, [face_a]), (rgb_b, [face_b])])
+        (chip_a,), (chip_b,) = await asyncio.gather(
+            self.alignment_faces(rgb_a, [face_a], align),
+            self.alignment_faces(rgb_b, [face_b], align),
+        )
+        vectors = await self.embed_chips(built, [(rgb_a, [chip_a]), (rgb_b, [chip_b])])
         similarity = float(np.dot(vectors[0], vectors[1]))
         faces = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
