@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from bench.stack import DATA, served_stack, write_result
-from bench.verification import HEADER, pair_stats, youden_threshold
+from trainer.evaluation.verification import HEADER, pair_stats, youden_threshold
 
 ORL = DATA / "train" / "att_orl_faces"
 YALE = DATA / "train" / "yale_faces" / "yalefaces"

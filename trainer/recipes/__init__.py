@@ -19,6 +19,7 @@ from trainer.recipes import (  # noqa: E402
     pfld,
     pix2pix,
     pix2pixhd,
+    recognition,
     stargan,
     stargan_v2,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "pfld",
     "pix2pix",
     "pix2pixhd",
+    "recognition",
     "stargan",
     "stargan_v2",
 ]

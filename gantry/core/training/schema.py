@@ -542,6 +542,36 @@ class PFLDConfig(TrainConfig):
     )
 
 
+# The face-recognition losses of trainer/losses/recognition.py (tests hold the lists equal).
+RecognitionLossName = Literal[
+    "norm_softmax",
+    "l_softmax",
+    "sphereface",
+    "cosface",
+    "arcface",
+    "combined",
+    "triplet",
+    "center",
+]
+
+
+class RecognitionConfig(TrainConfig):
+    """A face embedder trained with one recognition loss, measured by verification on people
+    it never saw (the loss comparison of bench/train's recognition table).
+
+    ``loss_options`` are the loss's own settings (``s``, ``m``, ``margin``, ``lambda_c`` ...;
+    trainer/losses/recognition.py documents each loss's defaults).
+    """
+
+    recipe: Literal["recognition"] = "recognition"
+    network: str = Field(default="face_embedder_small", description="the embedder")
+    embedding_dim: int = Field(default=128, ge=2)
+    loss: RecognitionLossName = "arcface"
+    loss_options: dict[str, float] = Field(default_factory=dict)
+    optim: OptimConfig = OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999)
+    weight_decay: float = Field(default=5e-4, ge=0, description="Adam's L2 (insightface: 5e-4)")
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -553,3 +583,4 @@ CONFIG_TYPES.add("genegan", GeneGANConfig)
 CONFIG_TYPES.add("stargan_v2", StarGANv2Config)
 CONFIG_TYPES.add("deblurgan", DeblurGANConfig)
 CONFIG_TYPES.add("pfld", PFLDConfig)
+CONFIG_TYPES.add("recognition", RecognitionConfig)

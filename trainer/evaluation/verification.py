@@ -1,4 +1,5 @@
-"""Verification metrics over scored pairs: accuracy, ROC AUC, TAR at a FAR, thresholds."""
+"""Verification metrics over scored pairs: accuracy, ROC AUC, TAR at a FAR, thresholds (the
+recognition recipe's evaluation and bench/faces_calibrate)."""
 
 from __future__ import annotations
 
