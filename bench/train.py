@@ -32,6 +32,8 @@ at initialisation and at the end, next to the baseline each must beat:
 * deblurgan-photos: PSNR and SSIM on luma (8-bit rounded, BT.601 Y) of G(blurred) against
   the sharp crop, on the fixed camera-shake pairs of the 33 held-aside natural photos, next
   to the blurred input's own (what returning the input scores).
+* pfld-300w: the NME (over the outer-eye-corner distance) and the failure rate at 0.08 on
+  the 166 held-aside 300-W faces' fixed crops, next to the mean training shape's.
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -147,6 +149,15 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
     "deblurgan-photos": [
         ("val_psnr", "PSNR on Y, dB", "val_psnr_blurred", "blurred input"),
         ("val_ssim", "SSIM on Y", "val_ssim_blurred", "blurred input"),
+    ],
+    "pfld-300w": [
+        ("val_nme", "NME (lower is better)", "val_nme_mean_shape", "mean shape"),
+        (
+            "val_failure_rate",
+            "failure rate at NME 0.08 (lower is better)",
+            "val_failure_rate_mean_shape",
+            "mean shape",
+        ),
     ],
 }
 
