@@ -326,9 +326,10 @@ def pfld_300w() -> ModelCard:
     """PFLD trained here on 300-W's 68 points (research only)."""
     return ModelCard(
         name="pfld-300w",
-        architecture="pfld",
+        architecture="pfld_half",
         description="PFLD (Guo et al. 2019): 68 iBUG points from a 112x112 face crop, a "
-        "MobileNetV2 backbone with multi-scale fusion (1.26M parameters), trained here on "
+        "MobileNetV2 backbone with multi-scale fusion at half the reference's width (0.33M "
+        "parameters), trained here on "
         "300-W (AFW + HELEN train) with the pose- and condition-weighted loss. Version 1 is "
         "the short run `gantry models build` trains; `gantry train pfld-300w --publish` "
         "trains the full config and publishes the next version.",
