@@ -35,10 +35,11 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bench.stack import DATA, model_repository, served_stack, write_result
+from gantry.core.repository import ModelRepository
 from trainer.data.landmarks import FOLDER, LabelledFace, labelled_faces, normalised_mean_error
 
 FAILURE_NME = 0.08
-LANDMARK_MODELS = ("faceapi-landmark68",)
+LANDMARK_MODELS = ("faceapi-landmark68", "pfld-300w")
 CROP_SCALES = (0.9, 1.0, 1.1, 1.2, 1.3)
 SCALE_FACES = 240  # training faces the crop-scale sweep reads (every 4th)
 SHARED = DATA / "landmarks"
@@ -142,7 +143,10 @@ def landmark_table() -> str:
     sets = {"300-W held aside": held_aside_300w(), "../shared/data/landmarks": shared_faces()}
     rows = []
     with served_stack() as base:
-        pipelines: dict[str, Locate] = {f"{m} (served)": served(base, m) for m in LANDMARK_MODELS}
+        built = set(ModelRepository(model_repository()).names())
+        pipelines: dict[str, Locate] = {
+            f"{m} (served)": served(base, m) for m in LANDMARK_MODELS if m in built
+        }
         pipelines["dlib shape_predictor_68 (anchor)"] = dlib_predictor()
         for name, locate in pipelines.items():
             cells = []
@@ -169,7 +173,6 @@ def crop_scale_table() -> str:
     """NME per crop scale of each landmark model's ONNX on RetinaFace boxes of training faces."""
     import onnxruntime as ort
 
-    from gantry.core.cards import BuiltCard
     from gantry.core.preprocess import normalise
     from gantry.serving.faces.landmarks import crop_squares, cut_crops, to_image_points
 
@@ -186,11 +189,15 @@ def crop_scale_table() -> str:
             index = nearest((f["box"] for f in found), face.points.mean(axis=0))
             boxes.append(None if index is None else found[index]["box"])
     rows = []
+    repository = ModelRepository(model_repository())
     for model in LANDMARK_MODELS:
-        folder = model_repository() / model
-        version = max(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-        built = BuiltCard.model_validate_json((folder / str(version) / "card.json").read_text())
-        session = ort.InferenceSession(str(folder / str(version) / built.build.weights_file))
+        if model not in repository.names():
+            continue
+        version = repository.default_version(model)
+        assert version is not None
+        built = repository.read(model, version)
+        onnx = repository.version_dir(model, version) / "model.onnx"
+        session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
         hw = built.card.input_hw
         assert hw is not None
         cells = []
