@@ -70,7 +70,7 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import attributes, blur, paired, unpaired  # noqa: E402
+from trainer.data import attributes, blur, inpainting, masks, paired, unpaired  # noqa: E402
 
 __all__ = [
     "DATASETS",
@@ -83,6 +83,8 @@ __all__ = [
     "build_dataset",
     "collate",
     "dataset_folder",
+    "inpainting",
+    "masks",
     "paired",
     "register_dataset",
     "unpaired",
