@@ -32,6 +32,11 @@ at initialisation and at the end, next to the baseline each must beat:
 * deblurgan-photos: PSNR and SSIM on luma (8-bit rounded, BT.601 Y) of G(blurred) against
   the sharp crop, on the fixed camera-shake pairs of the 33 held-aside natural photos, next
   to the blurred input's own (what returning the input scores).
+* glcic-photos: PSNR over the hole's pixels (8-bit RGB) of the completed image (the input
+  outside the hole, the completion network's output inside) on the fixed crops and holes
+  (rectangles and free-form strokes) of the 33 held-aside natural photos, next to a mean
+  fill's (each hole filled with its image's mean known colour) and OpenCV's Telea fill's
+  (``cv2.inpaint(..., cv2.INPAINT_TELEA)``, the classical anchor).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -147,6 +152,10 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
     "deblurgan-photos": [
         ("val_psnr", "PSNR on Y, dB", "val_psnr_blurred", "blurred input"),
         ("val_ssim", "SSIM on Y", "val_ssim_blurred", "blurred input"),
+    ],
+    "glcic-photos": [
+        ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_mean_fill", "mean fill"),
+        ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_telea", "OpenCV Telea"),
     ],
 }
 
