@@ -33,7 +33,7 @@ def test_a_binary_mask_of_the_images_size_gives_its_white_pixels() -> None:
     assert np.array_equal(hole, grey == 255)
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
     assert np.array_equal(read_mask(_decoded(rgb), 20, 30), hole)
-    deep = grey.astype(np.uint16) * 257  # 16-bit white is 65535
+    deep = (grey.astype(np.uint16) * 257).astype(np.uint16)  # 16-bit white is 65535
     decoded = _decoded(deep)
     assert decoded.bit_depth == 16
     assert np.array_equal(read_mask(decoded, 20, 30), hole)
