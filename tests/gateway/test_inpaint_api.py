@@ -134,7 +134,7 @@ def test_fills_only_the_hole_with_what_the_model_computes_on_the_whole_photo(
 def test_the_fill_against_the_mean_fill_on_a_held_aside_photo(client: TestClient) -> None:
     """What version 1 (250 build steps) honestly gives: a fill of its own, not yet better
     than the image's mean colour on this photo (measured 12.96 dB against 14.53 in the hole;
-    the 1200-step run of bench/train passes the mean fill on the held-aside crops), and
+    the 1200-step run of bench/train ties the mean fill on the held-aside crops), and
     within a few dB of it."""
     response = _post(client, _png(RGB), _mask_png(HOLE))
     assert response.status_code == 200, response.text
