@@ -34,6 +34,11 @@ at initialisation and at the end, next to the baseline each must beat:
   to the blurred input's own (what returning the input scores).
 * pfld-300w: the NME (over the outer-eye-corner distance) and the failure rate at 0.08 on
   the 166 held-aside 300-W faces' fixed crops, next to the mean training shape's.
+* glcic-photos: PSNR over the hole's pixels (8-bit RGB) of the completed image (the input
+  outside the hole, the completion network's output inside) on the fixed crops and holes
+  (rectangles and free-form strokes) of the 33 held-aside natural photos, next to a mean
+  fill's (each hole filled with its image's mean known colour) and OpenCV's Telea fill's
+  (``cv2.inpaint(..., cv2.INPAINT_TELEA)``, the classical anchor).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -158,6 +163,10 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "val_failure_rate_mean_shape",
             "mean shape",
         ),
+    ],
+    "glcic-photos": [
+        ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_mean_fill", "mean fill"),
+        ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_telea", "OpenCV Telea"),
     ],
 }
 

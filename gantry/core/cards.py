@@ -78,6 +78,21 @@ class DeblurSpec(TiledImageSpec):
     task: Literal["deblur"] = "deblur"
 
 
+class InpaintSpec(TiledImageSpec):
+    """Hole filling (POST /v1/inpaint): the network takes RGB and the mask as one tensor,
+    (4, H, W), the mask last with 1 inside the hole, and outputs the whole image; the served
+    answer is the input outside the hole and this output inside it.
+
+    Only the hole's bounding box grown by ``context`` pixels on each side runs (clipped to
+    the image, its origin on the ``size_multiple`` grid so the network sees the pixels it
+    would see in the whole image): ``context`` covers half the receptive field, so the fill
+    is the whole image's fill. Larger regions run in tiles that borrow ``tile_pad`` pixels
+    of context each side."""
+
+    task: Literal["inpaint"] = "inpaint"
+    context: int = Field(ge=0, description="px of context each side of the hole's box")
+
+
 class SuperresSpec(TiledImageSpec):
     """Super-resolution: a tiled image-to-image model with a scale above one."""
 
@@ -225,6 +240,7 @@ TaskSpec = Annotated[
     SuperresSpec
     | ImageToImageSpec
     | DeblurSpec
+    | InpaintSpec
     | SynthesisSpec
     | DetectionSpec
     | DetectionStageSpec
@@ -238,6 +254,7 @@ Task = Literal[
     "superres",
     "image_to_image",
     "deblur",
+    "inpaint",
     "synthesis",
     "face_detection",
     "face_detection_stage",

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # only deblurring model, is trained here on research-only photos, so it is not the
     # default (a research-only model never is): requests name it, or a deployment sets it.
     default_deblur_model: str = ""
+    # POST /v1/inpaint without `model` (empty: the field is required). glcic-photos, the only
+    # inpainting model, is trained here on research-only photos, so it is not the default.
+    default_inpaint_model: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384

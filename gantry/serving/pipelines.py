@@ -15,11 +15,12 @@ from gantry.serving.catalog import ModelCatalog
 from gantry.serving.edit import EditPipeline
 from gantry.serving.faces.service import FacePipeline
 from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
+from gantry.serving.inpaint import INPAINT_TASKS, InpaintPipeline
 from gantry.serving.synthesis import SynthesisPipeline
 from gantry.serving.translate import TranslatePipeline
 from gantry.serving.triton import TritonClient
 
-Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline
+Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline | InpaintPipeline
 # Which pipeline serves the models of each task.
 PIPELINES: Registry[Callable[[Pipelines], Pipeline]] = Registry("task")
 
@@ -67,6 +68,16 @@ class Pipelines:
             default_model=settings.default_deblur_model or None,
             batch_kind="superres_batch",  # the batch job runs deblur models too
         )
+        self.inpaint = InpaintPipeline(
+            image_to_image=ImageToImagePipeline(
+                triton=self.triton,
+                catalog=self.catalog,
+                settings=settings,
+                estimator=estimator,
+                tasks=INPAINT_TASKS,
+                default_model=settings.default_inpaint_model or None,
+            )
+        )
         self.translate = TranslatePipeline(image_to_image=self.image_to_image)
         self.synthesis = SynthesisPipeline(catalog=self.catalog, image_to_image=self.image_to_image)
         self.edit = EditPipeline(
@@ -90,6 +101,7 @@ class Pipelines:
 PIPELINES.add("superres", lambda p: p.superres)
 PIPELINES.add("image_to_image", lambda p: p.image_to_image)
 PIPELINES.add("deblur", lambda p: p.deblur)
+PIPELINES.add("inpaint", lambda p: p.inpaint)
 PIPELINES.add("synthesis", lambda p: p.synthesis)
 PIPELINES.add("face_detection", lambda p: p.faces)
 PIPELINES.add("face_detection_stage", lambda p: p.faces)

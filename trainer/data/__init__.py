@@ -70,7 +70,16 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import attributes, blur, identities, landmarks, paired, unpaired  # noqa: E402
+from trainer.data import (  # noqa: E402
+    attributes,
+    blur,
+    identities,
+    inpainting,
+    landmarks,
+    masks,
+    paired,
+    unpaired,
+)
 
 __all__ = [
     "DATASETS",
@@ -84,7 +93,9 @@ __all__ = [
     "collate",
     "dataset_folder",
     "identities",
+    "inpainting",
     "landmarks",
+    "masks",
     "paired",
     "register_dataset",
     "unpaired",

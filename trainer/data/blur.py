@@ -205,8 +205,9 @@ def photo_names(root: Path, split: Split) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_photos(root: Path, names: tuple[str, ...]) -> tuple[NDArray[np.uint8], ...]:
-    # Decoded once per process (tests and evaluations build the dataset many times).
+def load_photos(root: Path, names: tuple[str, ...]) -> tuple[NDArray[np.uint8], ...]:
+    """The photos ``names`` under ``root`` as RGB uint8 arrays, decoded once per process
+    (tests and evaluations build the datasets of these photos many times)."""
     photos = []
     for name in names:
         with Image.open(root / name) as im:
@@ -234,7 +235,7 @@ class MotionBlurPhotos:
         self.size = size
         self.held_aside = held_aside
         self.geometry = kernel_geometry(size)
-        self.photos = _load_photos(root, tuple(names))
+        self.photos = load_photos(root, tuple(names))
         need = size + self.geometry.canvas - 1
         if small := [n for n, p in zip(names, self.photos, strict=True) if min(p.shape[:2]) < need]:
             raise ValueError(f"photos smaller than {need} px for {size} px crops: {small[:3]}")

@@ -2,8 +2,9 @@
 trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
 combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
 attribute translators (the StarGAN recipe), of attribute swappers (the GeneGAN recipe) and of
-style-guided multi-domain translators (the StarGAN v2 recipe); and PSNR / SSIM of restored
-images (the DeblurGAN recipe)."""
+style-guided multi-domain translators (the StarGAN v2 recipe); PSNR / SSIM of restored
+images (the DeblurGAN recipe); and PSNR inside filled holes, with the mean-fill and Telea
+baselines (the GLCIC recipe)."""
 
 from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
@@ -28,6 +29,12 @@ from trainer.evaluation.identity import (
     face_directions,
     identity_cosine,
 )
+from trainer.evaluation.inpainting import (
+    hole_psnr,
+    inpainting_figures,
+    mean_fill,
+    telea_fill,
+)
 from trainer.evaluation.restoration import psnr_y, restoration_figures, ssim_y
 from trainer.evaluation.style_translation import (
     StyleTranslationEvaluator,
@@ -50,12 +57,16 @@ __all__ = [
     "celeba_dlib_chips",
     "classify",
     "face_directions",
+    "hole_psnr",
     "identity_cosine",
+    "inpainting_figures",
+    "mean_fill",
     "predicts",
     "predicts_b",
     "psnr_y",
     "restoration_figures",
     "ssim_y",
+    "telea_fill",
     "train_attribute_classifier",
     "train_domain_classifier",
     "train_multi_domain_classifier",

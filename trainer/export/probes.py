@@ -83,6 +83,23 @@ def _image_crops(card: ModelCard, data_dir: Path) -> Probe:
     return [(n, normalise(_crop(rgb, card), card)) for n, rgb in _photos(data_dir, _SET5_LR)]
 
 
+@PROBES.register("inpaint")
+def _holed_crops(card: ModelCard, data_dir: Path) -> Probe:
+    """Crops of Set5 photos, each with a hole as serving sends one: RGB then the mask
+    (1 = hole) as a fourth channel; a centred square on the first, a bar on the others."""
+    probes = []
+    for i, (name, rgb) in enumerate(_photos(data_dir, _SET5_LR)):
+        crop = normalise(_crop(rgb, card), card)
+        h, w = crop.shape[1:]
+        mask = np.zeros((1, h, w), np.float32)
+        if i == 0:
+            mask[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
+        else:
+            mask[:, h // 3 : h // 3 + max(2, h // 8), :] = 1
+        probes.append((f"{name} with a hole", np.concatenate([crop, mask])))
+    return probes
+
+
 @PROBES.register("face_detection")
 def _detection_photos(card: ModelCard, data_dir: Path) -> Probe:
     """A group photo and a portrait, shrunk to detector size."""

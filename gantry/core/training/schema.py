@@ -572,6 +572,45 @@ class RecognitionConfig(TrainConfig):
     weight_decay: float = Field(default=5e-4, ge=0, description="Adam's L2 (insightface: 5e-4)")
 
 
+class GLCICConfig(TrainConfig):
+    """Globally and Locally Consistent Image Completion (Iizuka et al., 2017): a dilated-conv
+    completion network against a context discriminator (a global and a local one), in the
+    paper's three phases.
+
+    Steps ``[0, t_c)`` train the completion network alone on the MSE inside the hole; steps
+    ``[t_c, t_c + t_d)`` train the discriminator alone on real images and completions of the
+    fixed network; from ``t_c + t_d`` both train, the network on the MSE plus ``alpha`` times
+    the adversarial loss (the paper: T_C 90,000, T_D 10,000, 500,000 in all, alpha 0.0004).
+    The paper optimises with Adadelta; these runs are a few thousand steps on a CPU, where
+    Adam (the loop's optimiser for every recipe) gets much further, so ``optim`` is Adam.
+    """
+
+    recipe: Literal["glcic"] = "glcic"
+    generator: str = Field(default="glcic_completion_tiny", description="the completion network")
+    discriminator: str = Field(
+        default="glcic_discriminator_tiny",
+        description="the context discriminator, built for data.size images and half-size patches",
+    )
+    optim: OptimConfig = OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999)
+    t_c: int = Field(default=720, ge=0, description="steps of MSE-only completion training")
+    t_d: int = Field(default=120, ge=0, description="then steps of discriminator-only training")
+    alpha: float = Field(default=0.0004, ge=0, description="adversarial weight in the joint phase")
+
+    def for_build(self) -> GLCICConfig:
+        """``build_steps`` steps with both phases scaled by the same factor, so version 1 has
+        seen the three phases (an MSE phase at least one step long)."""
+        short = super().for_build()
+        scale = short.steps / self.steps
+        return self.model_copy(
+            update={
+                "steps": short.steps,
+                "time_limit_s": None,
+                "t_c": max(1, round(self.t_c * scale)),
+                "t_d": round(self.t_d * scale),
+            }
+        )
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -584,3 +623,4 @@ CONFIG_TYPES.add("stargan_v2", StarGANv2Config)
 CONFIG_TYPES.add("deblurgan", DeblurGANConfig)
 CONFIG_TYPES.add("pfld", PFLDConfig)
 CONFIG_TYPES.add("recognition", RecognitionConfig)
+CONFIG_TYPES.add("glcic", GLCICConfig)
