@@ -15,8 +15,10 @@ ORL images are tight 92x112 crops; a grey border of half their size is added so 
 sees a whole head, as in a photo. Each image's largest face is embedded through the served
 stack (`/v1/faces/embed`), so the numbers include detection and alignment.
 
-Run: ``.venv/bin/python -m bench.faces_calibrate [MODEL ...]`` (default: every embedder
-below; writes bench/results/faces_calibrate.md).
+Run: ``.venv/bin/python -m bench.faces_calibrate [MODEL ...] [--align LANDMARK_MODEL]``
+(default: every embedder below, aligned by the detector's five points; writes
+bench/results/faces_calibrate.md, or faces_calibrate-align-<model>.md with ``--align``:
+the embedders only, their chips aligned by that landmark model's points).
 """
 
 from __future__ import annotations
@@ -58,10 +60,14 @@ def png_bytes(path: Path, border: float = 0.0) -> bytes:
     return buf.getvalue()
 
 
-def embed_largest(client: httpx.Client, base: str, model: str, data: bytes) -> Vector:
+def embed_largest(
+    client: httpx.Client, base: str, model: str, data: bytes, align: str = "detector"
+) -> Vector:
     """The served embedding of the largest face, or None when no face is found."""
     response = client.post(
-        f"{base}/v1/faces/embed", files={"image": ("x.png", data)}, data={"model": model}
+        f"{base}/v1/faces/embed",
+        files={"image": ("x.png", data)},
+        data={"model": model, "align": align},
     )
     response.raise_for_status()
     faces = response.json()["faces"]
@@ -201,18 +207,23 @@ def report(
     return lines
 
 
-def main(models: Sequence[str] = MODELS) -> str:
+def main(models: Sequence[str] = MODELS, align: str = "detector") -> str:
+    """Every embedder in ``models``, aligned by ``align`` (the detector's five points, or a
+    landmark model's), then the face_recognition anchor."""
     orl, yale = orl_items(), yale_items()
     lines: list[str] = []
+    points = "5-point" if align == "detector" else f"{align}'s 68 points → five"
     with served_stack() as base, httpx.Client(timeout=600) as client:
         for model in models:
             lines += report(
-                f"Model `{model}` (served: RetinaFace → 5-point template → embedder); cosine "
-                "similarity of L2-normalised embeddings.",
-                lambda data, m=model: embed_largest(client, base, m, data),  # type: ignore[misc]
+                f"Model `{model}` (served: RetinaFace → {points} → template → embedder); "
+                "cosine similarity of L2-normalised embeddings.",
+                lambda data, m=model: embed_largest(client, base, m, data, align),  # type: ignore[misc]
                 orl,
                 yale,
             )
+    if align != "detector":
+        return write_result(f"faces_calibrate-align-{align}", "\n".join(lines).rstrip())
     lines += report(
         "Anchor `face_recognition` 1.3.0 (in-process: dlib HOG detector, one upsampling, "
         "its 128-d encodings); score = minus the Euclidean distance.",
@@ -226,4 +237,9 @@ def main(models: Sequence[str] = MODELS) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or MODELS)
+    args = sys.argv[1:]
+    alignment = "detector"
+    if "--align" in args:
+        at = args.index("--align")
+        alignment, args = args[at + 1], args[:at] + args[at + 2 :]
+    main(args or MODELS, alignment)
