@@ -18,6 +18,7 @@ from trainer.recipes import (  # noqa: E402
     icgan,
     pix2pix,
     pix2pixhd,
+    progan,
     stargan,
     stargan_v2,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "icgan",
     "pix2pix",
     "pix2pixhd",
+    "progan",
     "stargan",
     "stargan_v2",
 ]
