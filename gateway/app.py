@@ -18,7 +18,17 @@ from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.frontdoor import FrontDoor
 from gateway.openapi import install_docs, install_openapi
-from gateway.routers import deblur, edit, faces, health, jobs, models, superres, translate
+from gateway.routers import (
+    deblur,
+    edit,
+    faces,
+    generate,
+    health,
+    jobs,
+    models,
+    superres,
+    translate,
+)
 from workers.interface import Jobs
 
 
@@ -73,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         translate.router,
         edit.router,
         deblur.router,
+        generate.router,
         faces.router,
         jobs.router,
     ):

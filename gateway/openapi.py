@@ -41,6 +41,7 @@ MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/translate", "model"): ("image_to_image", "style_translation"),
     ("/v1/edit", "model"): ("face_edit",),
     ("/v1/deblur", "model"): ("deblur",),
+    ("/v1/generate", "model"): ("generation",),
     ("/v1/faces/embed", "model"): ("face_embedding",),
     ("/v1/faces/verify", "model"): ("face_embedding",),
 }

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # only deblurring model, is trained here on research-only photos, so it is not the
     # default (a research-only model never is): requests name it, or a deployment sets it.
     default_deblur_model: str = ""
+    # POST /v1/generate without `model` (empty: the field is required). progan-celeba, the
+    # only unconditional generator, is trained on CelebA (research only), so it is not the
+    # default. At most this many images per request (a zip of PNGs beyond one).
+    default_generate_model: str = ""
+    max_generate_count: int = Field(default=16, ge=1)
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384

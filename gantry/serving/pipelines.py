@@ -14,12 +14,13 @@ from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.edit import EditPipeline
 from gantry.serving.faces.service import FacePipeline
+from gantry.serving.generate import GeneratePipeline
 from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
 from gantry.serving.synthesis import SynthesisPipeline
 from gantry.serving.translate import TranslatePipeline
 from gantry.serving.triton import TritonClient
 
-Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline
+Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline | GeneratePipeline
 # Which pipeline serves the models of each task.
 PIPELINES: Registry[Callable[[Pipelines], Pipeline]] = Registry("task")
 
@@ -75,6 +76,12 @@ class Pipelines:
             settings=settings,
             default_model=settings.default_edit_model or None,
         )
+        self.generate = GeneratePipeline(
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
+            default_model=settings.default_generate_model or None,
+        )
         self.faces = FacePipeline(
             triton=self.triton, catalog=self.catalog, settings=settings, estimator=estimator
         )
@@ -95,3 +102,4 @@ PIPELINES.add("face_detection", lambda p: p.faces)
 PIPELINES.add("face_detection_stage", lambda p: p.faces)
 PIPELINES.add("face_embedding", lambda p: p.faces)
 PIPELINES.add("face_edit", lambda p: p.edit)
+PIPELINES.add("generation", lambda p: p.generate)
