@@ -168,8 +168,6 @@ def test_bad_requests_get_the_contract_error_body(
 
 
 def test_a_multipart_request_works_as_a_url_encoded_one(client: TestClient) -> None:
-    multipart = client.post(
-        "/v1/generate", files={"model": (None, PROGAN), "seed": (None, "7")}
-    )
+    multipart = client.post("/v1/generate", files={"model": (None, PROGAN), "seed": (None, "7")})
     assert multipart.status_code == 200, multipart.text
     assert multipart.content == _post(client, seed="7").content
