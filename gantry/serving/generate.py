@@ -35,8 +35,9 @@ from gantry.serving.triton import TritonClient
 
 GENERATE_TASK = "generation"
 ZIP_CONTENT_TYPE = "application/zip"
-# Seeds are non-negative 63-bit integers: any client's int64 holds one.
-MAX_SEED = 2**63 - 1
+# Seeds are integers from 0 to 2**53 - 1: any client's numbers hold one exactly (a
+# JavaScript number included), and a form integer (at most 18 digits) can carry it.
+MAX_SEED = 2**53 - 1
 # Zip members carry this timestamp (zip's epoch), so the archive depends on its images only.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -58,7 +59,7 @@ def check_request(seed: int | None, count: int, max_count: int) -> None:
     """Refuse seeds and counts outside their bounds.
 
     Raises:
-        InvalidInput: ``invalid_seed`` outside 0 .. 2**63 - 1; ``invalid_count`` outside
+        InvalidInput: ``invalid_seed`` outside 0 .. 2**53 - 1; ``invalid_count`` outside
             1 .. ``max_count`` (``GANTRY_MAX_GENERATE_COUNT``).
     """
     if seed is not None and not 0 <= seed <= MAX_SEED:

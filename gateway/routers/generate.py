@@ -26,7 +26,7 @@ SeedField = Annotated[
     FormInt | None,
     Form(
         description="fixes the latents (numpy PCG64 standard normals): the same seed, count "
-        "and model version give the same bytes; 0 to 2**63 - 1; random (and returned in "
+        "and model version give the same bytes; 0 to 2**53 - 1; random (and returned in "
         "X-Gantry-Seed) if absent"
     ),
 ]
