@@ -25,6 +25,9 @@ def progan_celeba() -> ModelCard:
         g = build_network(config.generator)
     assert isinstance(g, ProGANGenerator)
     side, latent = g.resolution, g.latent_dim
+    build = config.for_build()
+    assert isinstance(build, ProGANConfig)
+    per_stage = build.schedule.fade_in + build.schedule.stable
     return ModelCard(
         name=name,
         architecture=config.generator,
@@ -32,8 +35,9 @@ def progan_celeba() -> ModelCard:
         f"{latent}-d latent: a CPU-sized network ({config.stages} stages from 4x4, narrow "
         "channels; the paper grows to 1024x1024 with 512-d latents), trained here on "
         "CelebA aligned faces. Version 1 is the short run `gantry models build` trains "
-        f"({config.for_build().steps} steps: blurry faces); `gantry train {name} --publish` "
-        "trains the full config and publishes the next version.",
+        f"({build.steps} steps, {per_stage} at each resolution: colour blobs in a face's "
+        f"layout, not yet faces); `gantry train {name} --publish` trains the full config "
+        f"({config.steps} steps: faces) and publishes the next version.",
         inputs=(TensorSpec(name="z", dims=(latent,)),),
         outputs=(TensorSpec(name="image", dims=(3, side, side)),),
         value_range=(-1.0, 1.0),
