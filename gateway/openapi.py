@@ -82,10 +82,12 @@ def job_request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _body_schema(spec: dict[str, Any], path: str) -> dict[str, Any] | None:
-    """The component schema of a POST route's multipart body."""
+    """The component schema of a POST route's form body: multipart, or URL-encoded for a
+    route without files (POST /v1/generate)."""
     operation = spec.get("paths", {}).get(path, {}).get("post", {})
     content = operation.get("requestBody", {}).get("content", {})
-    ref = content.get("multipart/form-data", {}).get("schema", {}).get("$ref", "")
+    form = content.get("multipart/form-data") or content.get("application/x-www-form-urlencoded")
+    ref = (form or {}).get("schema", {}).get("$ref", "")
     return spec["components"]["schemas"].get(ref.rsplit("/", 1)[-1]) if ref else None
 
 

@@ -135,6 +135,12 @@ def test_the_openapi_document_lists_the_endpoint_and_its_models(client: TestClie
     assert {"image/png", "application/zip"} <= set(content)
     assert "X-Gantry-Seed" in operation["responses"]["200"]["headers"]
     assert "422" in operation["responses"]
+    schemas = document["components"]["schemas"]
+    body = schemas["Body_generate"]
+    assert body["properties"]["model"]["$ref"] == "#/components/schemas/GenerationModel"
+    assert PROGAN in schemas["GenerationModel"]["enum"]
+    assert {"version", "seed", "count", "format"} <= set(body["properties"])
+    assert body["additionalProperties"] is False
 
 
 @pytest.mark.parametrize(
