@@ -61,30 +61,31 @@ def he_constant(fan_in: int, gain: float = math.sqrt(2)) -> float:
     return gain / math.sqrt(fan_in)
 
 
-class EqualizedConv2d(nn.Module):
+class EqualizedConv2d(nn.Conv2d):
     """A stride-1, same-padding conv whose weight is stored N(0, 1) and scaled at run time
-    by :func:`he_constant` (``weight``, ``bias`` keys; ``scale`` is not a parameter)."""
+    by :func:`he_constant` (``weight``, ``bias`` keys; ``scale`` is not a parameter). An
+    ``nn.Conv2d``, so the export's FLOP count sees it."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, gain: float = math.sqrt(2)
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels))
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        assert self.bias is not None
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
         self.scale = he_constant(in_channels * kernel_size * kernel_size, gain)
-        self.padding = kernel_size // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return self._conv_forward(x, self.weight * self.scale, self.bias)
 
 
-class EqualizedLinear(nn.Module):
+class EqualizedLinear(nn.Linear):
     """A dense layer with the equalised learning rate of :class:`EqualizedConv2d`."""
 
     def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2)) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        super().__init__(in_features, out_features)
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
         self.scale = he_constant(in_features, gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,9 @@ which :meth:`~gantry.core.training.ProGANConfig.stage_at` derives from the step 
 
 When a new resolution starts fading in, both Adams' moments are cleared
 (``reset_opt_for_new_lod``): the step derives it, so a resumed run does the same. The
-latents, the penalty's ε and the pairs come from the global generator the loop seeds per
-step, so a resumed run repeats the uninterrupted one exactly; the only extra state is how
+latents and the penalty's ε come from the global generator the loop seeds per step (the
+faces and flips from the loop's step sampler), so a resumed run repeats the uninterrupted
+one exactly; the only extra state is how
 many steps were trained, which decides the stage an evaluation looks at.
 
 **Evaluation** at the stage and alpha of the last trained step: the discriminator's gap
