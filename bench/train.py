@@ -39,6 +39,11 @@ at initialisation and at the end, next to the baseline each must beat:
   (rectangles and free-form strokes) of the 33 held-aside natural photos, next to a mean
   fill's (each hole filled with its image's mean known colour) and OpenCV's Telea fill's
   (``cv2.inpaint(..., cv2.INPAINT_TELEA)``, the classical anchor).
+* progan-celeba: the discriminator's gap between 100 held-aside real faces and G's faces
+  from fixed latents (mean D(real) - mean D(fake), the critic's Wasserstein estimate: lower
+  is better), next to its gap between as many training faces and the held-aside ones (what
+  a G as good as the data would score). A growing run also gets one row and one sample grid
+  per resolution stage, at the stage's last step (bench/results/train-<config>-<side>px.png).
 
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
@@ -46,6 +51,7 @@ copies each run's last sample grid and curves to bench/results/train-<config>*.p
 
 from __future__ import annotations
 
+import csv
 import shutil
 import sys
 import tempfile
@@ -53,6 +59,7 @@ from pathlib import Path
 
 from bench.stack import REPO, write_result
 from gantry.core.settings import get_settings
+from gantry.core.training import ProGANConfig, TrainConfig
 
 UNPAIRED_HAIR: list[tuple[str, str, str, str]] = [
     ("val_domain_acc_a2b", "black→blond judged blond", "classifier_real_acc", "real faces"),
@@ -168,7 +175,52 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
         ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_mean_fill", "mean fill"),
         ("val_psnr_hole", "PSNR in the hole, dB", "val_psnr_hole_telea", "OpenCV Telea"),
     ],
+    "progan-celeba": [
+        (
+            "val_d_gap",
+            "D(real) - D(fake) on held-aside faces (lower is better)",
+            "val_d_gap_real",
+            "training vs held-aside real faces",
+        ),
+    ],
 }
+
+
+def stage_rows(config: TrainConfig, name: str, run_dir: Path, results: Path) -> list[str]:
+    """For a growing (ProGAN) config: per resolution stage, its figures at its last step
+    (from the run's metrics.csv) and a copy of its sample grid; none for other configs.
+
+    The shipped config evaluates and samples at every stage end (``eval_every`` and
+    ``sample_every`` divide the schedule), so both are there.
+    """
+    from trainer.metrics import METRICS_FILE, SAMPLES_DIR
+
+    if not isinstance(config, ProGANConfig):
+        return []
+    with (run_dir / METRICS_FILE).open(newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val_d_gap")]
+    lines = [
+        "",
+        f"Per resolution stage of {name}, at each stage's last step:",
+        "",
+        "| stage | side | step | seconds | D(real) - D(fake) | training vs held-aside real |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for stage in range(config.stages):
+        last = stage == config.stages - 1  # the last stage trains on until `steps`
+        end = config.steps if last else config.stage_end(stage)
+        row = next((r for r in rows if int(float(r["step"])) == end), None)
+        if row is None:
+            continue
+        side = int(float(row["val_resolution"]))
+        lines.append(
+            f"| {stage} | {side} | {end} | {float(row['seconds']):.0f} "
+            f"| {float(row['val_d_gap']):.4f} | {float(row['val_d_gap_real']):.4f} |"
+        )
+        grid = run_dir / SAMPLES_DIR / f"step-{end:06d}.png"
+        if grid.is_file():
+            shutil.copy(grid, results / f"train-{name}-{side}px.png")
+    return lines
 
 
 def main(names: list[str] | None = None) -> None:
@@ -183,6 +235,7 @@ def main(names: list[str] | None = None) -> None:
         "|---|---:|---:|---|---:|---:|---:|",
     ]
     results = REPO / "bench" / "results"
+    staged: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gantry-bench-train-") as home:
         run_settings = settings.model_copy(update={"checkpoint_dir": Path(home)})
         for name in names or list(MEASURES):
@@ -196,10 +249,12 @@ def main(names: list[str] | None = None) -> None:
                     f" | {result.metrics[baseline]:.4f} ({base_what}) |"
                 )
             run_dir = Path(result.run_dir)
+            staged.extend(stage_rows(spec.config(), name, run_dir, results))
             shutil.copy(run_dir / result.artifacts["samples"], results / f"train-{name}.png")
             shutil.copy(run_dir / "curves.png", results / f"train-{name}-curves.png")
     # A run of some configs only writes its own file, next to the full table.
-    write_result("train" if not names else "train-" + "-".join(names), "\n".join(lines))
+    report = "\n".join(lines + staged)
+    write_result("train" if not names else "train-" + "-".join(names), report)
 
 
 if __name__ == "__main__":

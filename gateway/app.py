@@ -22,6 +22,7 @@ from gateway.routers import (
     deblur,
     edit,
     faces,
+    generate,
     health,
     inpaint,
     jobs,
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         edit.router,
         deblur.router,
         inpaint.router,
+        generate.router,
         faces.router,
         jobs.router,
     ):

@@ -34,8 +34,10 @@ FormatField = Annotated[Literal["png", "jpeg", "webp"], Form(description="the ou
 async def strict_form(request: Request) -> None:
     """Refuse form fields the endpoint does not have (``modle=``) and fields sent empty
     (``-F tile=``): FastAPI would ignore the first and read the second as absent, so a typo
-    would silently become the default. (Starlette caches the parsed form for the handler.)"""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    would silently become the default. (Starlette caches the parsed form for the handler.)
+    URL-encoded forms too: an endpoint without a file (POST /v1/generate) may be sent one."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         return
     form = await request.form()
     route = request.scope.get("route")

@@ -58,6 +58,8 @@ def route_policy(method: str, path: str, settings: Settings) -> RoutePolicy:
         return RoutePolicy("superres", "superres" if method == "POST" else None, upload)
     if path == "/v1/deblur":  # a same-size image-to-image model, as translations are
         return RoutePolicy("translate", "translate" if method == "POST" else None, upload)
+    if path == "/v1/generate":  # no upload: a few form fields, answered by an image model
+        return RoutePolicy("translate", "translate" if method == "POST" else None, upload)
     if path in ("/v1/translate", "/v1/edit", "/v1/inpaint"):  # the image and a second image
         limit = 2 * settings.max_upload_bytes + MULTIPART_SLACK
         return RoutePolicy("translate", "translate" if method == "POST" else None, limit)

@@ -42,6 +42,7 @@ MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/edit", "model"): ("face_edit",),
     ("/v1/deblur", "model"): ("deblur",),
     ("/v1/inpaint", "model"): ("inpaint",),
+    ("/v1/generate", "model"): ("generation",),
     ("/v1/faces/embed", "model"): ("face_embedding",),
     ("/v1/faces/verify", "model"): ("face_embedding",),
     ("/v1/faces/landmarks", "model"): ("face_landmarks",),
@@ -88,10 +89,12 @@ def job_request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _body_schema(spec: dict[str, Any], path: str) -> dict[str, Any] | None:
-    """The component schema of a POST route's multipart body."""
+    """The component schema of a POST route's form body: multipart, or URL-encoded for a
+    route without files (POST /v1/generate)."""
     operation = spec.get("paths", {}).get(path, {}).get("post", {})
     content = operation.get("requestBody", {}).get("content", {})
-    ref = content.get("multipart/form-data", {}).get("schema", {}).get("$ref", "")
+    form = content.get("multipart/form-data") or content.get("application/x-www-form-urlencoded")
+    ref = (form or {}).get("schema", {}).get("$ref", "")
     return spec["components"]["schemas"].get(ref.rsplit("/", 1)[-1]) if ref else None
 
 

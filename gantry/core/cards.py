@@ -221,6 +221,21 @@ class StyleTranslationSpec(_Frozen):
     output_range: tuple[float, float] = (-1.0, 1.0)
 
 
+class GenerationSpec(_Frozen):
+    """Unconditional generation (POST /v1/generate): a latent in, an image out.
+
+    The model's only input is a (``latent_dim``,) latent, which serving draws from a seed
+    (``latent_distribution``: standard normals from numpy's PCG64), so a seed fixes the image;
+    its only output a (3, ``resolution``, ``resolution``) image in ``output_range``.
+    """
+
+    task: Literal["generation"] = "generation"
+    latent_dim: int = Field(ge=1, description="length of the latent a seed draws")
+    resolution: int = Field(ge=1, description="side of the square image, in pixels")
+    latent_distribution: Literal["standard_normal"] = "standard_normal"
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+
 class LandmarksSpec(_Frozen):
     """A landmark regressor on square face crops cut around each detected box.
 
@@ -247,7 +262,8 @@ TaskSpec = Annotated[
     | EmbeddingSpec
     | LandmarksSpec
     | FaceEditSpec
-    | StyleTranslationSpec,
+    | StyleTranslationSpec
+    | GenerationSpec,
     Field(discriminator="task"),
 ]
 Task = Literal[
@@ -262,6 +278,7 @@ Task = Literal[
     "face_landmarks",
     "face_edit",
     "style_translation",
+    "generation",
 ]
 
 

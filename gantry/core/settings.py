@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     # POST /v1/inpaint without `model` (empty: the field is required). glcic-photos, the only
     # inpainting model, is trained here on research-only photos, so it is not the default.
     default_inpaint_model: str = ""
+    # POST /v1/generate without `model` (empty: the field is required). progan-celeba, the
+    # only unconditional generator, is trained on CelebA (research only), so it is not the
+    # default. At most this many images per request (a zip of PNGs beyond one).
+    default_generate_model: str = ""
+    max_generate_count: int = Field(default=16, ge=1)
     max_upload_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 16384 * 16384

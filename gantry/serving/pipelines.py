@@ -14,13 +14,21 @@ from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
 from gantry.serving.edit import EditPipeline
 from gantry.serving.faces.service import FacePipeline
+from gantry.serving.generate import GeneratePipeline
 from gantry.serving.image_to_image import ImageToImagePipeline, ThroughputEstimator
 from gantry.serving.inpaint import INPAINT_TASKS, InpaintPipeline
 from gantry.serving.synthesis import SynthesisPipeline
 from gantry.serving.translate import TranslatePipeline
 from gantry.serving.triton import TritonClient
 
-Pipeline = ImageToImagePipeline | SynthesisPipeline | FacePipeline | EditPipeline | InpaintPipeline
+Pipeline = (
+    ImageToImagePipeline
+    | SynthesisPipeline
+    | FacePipeline
+    | EditPipeline
+    | InpaintPipeline
+    | GeneratePipeline
+)
 # Which pipeline serves the models of each task.
 PIPELINES: Registry[Callable[[Pipelines], Pipeline]] = Registry("task")
 
@@ -86,6 +94,12 @@ class Pipelines:
             settings=settings,
             default_model=settings.default_edit_model or None,
         )
+        self.generate = GeneratePipeline(
+            triton=self.triton,
+            catalog=self.catalog,
+            settings=settings,
+            default_model=settings.default_generate_model or None,
+        )
         self.faces = FacePipeline(
             triton=self.triton, catalog=self.catalog, settings=settings, estimator=estimator
         )
@@ -108,3 +122,4 @@ PIPELINES.add("face_detection_stage", lambda p: p.faces)
 PIPELINES.add("face_embedding", lambda p: p.faces)
 PIPELINES.add("face_landmarks", lambda p: p.faces)
 PIPELINES.add("face_edit", lambda p: p.edit)
+PIPELINES.add("generation", lambda p: p.generate)

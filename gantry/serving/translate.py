@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from gantry.core.cards import BuiltCard, StyleTranslationSpec
 from gantry.core.errors import InvalidInput
 from gantry.core.imaging import OutputFormat
+from gantry.core.latents import seeded_latents
 from gantry.serving.edit import aligned_face_input, face_result
 from gantry.serving.image_to_image import ImageResult, ImageToImagePipeline
 
@@ -79,7 +80,7 @@ def check_conditioning(built: BuiltCard, conditioning: Conditioning) -> None:
 
 def style_code(latent_dim: int, seed: int) -> NDArray[np.float32]:
     """The latent code a seed draws: ``latent_dim`` standard normals from numpy's PCG64."""
-    return np.random.default_rng(seed).standard_normal(latent_dim).astype(np.float32)
+    return seeded_latents(latent_dim, seed)[0]
 
 
 class TranslatePipeline:

@@ -30,6 +30,7 @@ def all_cards() -> list[ModelCard]:
 from trainer.catalog import (  # noqa: E402
     editing,
     faces,
+    generation,
     restoration,
     superres,
     synthesis,
@@ -42,6 +43,7 @@ __all__ = [
     "card",
     "editing",
     "faces",
+    "generation",
     "restoration",
     "superres",
     "synthesis",

@@ -15,8 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.cards import FaceEditSpec, ModelCard, StyleTranslationSpec, SynthesisSpec
+from gantry.core.cards import (
+    FaceEditSpec,
+    GenerationSpec,
+    ModelCard,
+    StyleTranslationSpec,
+    SynthesisSpec,
+)
 from gantry.core.labelmaps import classes_from_ids, generator_input
+from gantry.core.latents import seeded_latents
 from gantry.core.preprocess import face_square, normalise
 from gantry.core.registry import Registry
 from trainer.export.onnx import ProbeInput
@@ -216,6 +223,15 @@ def _styled_faces(card: ModelCard, data_dir: Path) -> Probe:
             )
         )
     return probes
+
+
+@PROBES.register("generation")
+def _seeded_latents(card: ModelCard, data_dir: Path) -> Probe:
+    """The latents serving draws for seeds 0 and 1 (numpy PCG64 standard normals); a
+    generator reads no data."""
+    spec = card.spec
+    assert isinstance(spec, GenerationSpec)
+    return [(f"seed {seed}", seeded_latents(spec.latent_dim, seed)[0]) for seed in (0, 1)]
 
 
 def probe_inputs(card: ModelCard, data_dir: Path) -> Probe:

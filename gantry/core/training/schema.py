@@ -611,6 +611,114 @@ class GLCICConfig(TrainConfig):
         )
 
 
+class ProGANSchedule(_Strict):
+    """The growth schedule: the same number of steps for every resolution.
+
+    Stage 0 (4x4) trains ``stable`` steps; every later stage first fades its new block in
+    over ``fade_in`` steps (alpha rising linearly from 0 towards 1), then trains ``stable``
+    steps at alpha 1. tkarras' defaults are 600k images of each (``lod_training_kimg``,
+    ``lod_transition_kimg``; the paper writes 800k), i.e. 37,500 steps at batch 16.
+    """
+
+    fade_in: int = Field(ge=1, description="steps a new resolution's block fades in over")
+    stable: int = Field(ge=1, description="steps at each resolution with its block fully in")
+
+
+class ProGANConfig(TrainConfig):
+    """Progressive GAN (Karras et al., 2018): G and D grow together from 4x4 to
+    ``data.size`` (a power of two), one doubling per stage, each new block faded in.
+
+    The defaults are tkarras/progressive_growing_of_gans' (``config.py``, ``loss.py``,
+    ``train.py``): WGAN-GP with ``wgan_lambda`` 10 and target 1, the drift term
+    ``wgan_epsilon`` 0.001 · E[D(x)²], one D update per G update, Adam 1e-3 with betas
+    (0, 0.99), Adam's state reset when a new resolution starts (``reset_opt_for_new_lod``),
+    the EMA of G's weights as the evaluated and exported generator (``G_smoothing``), real
+    faces shown at the stage's resolution and blended between two resolutions during a
+    fade-in as G's output is. The stage and alpha of a step depend on its number alone
+    (:meth:`stage_at`), so a run resumed anywhere follows the same schedule.
+    """
+
+    recipe: Literal["progan"] = "progan"
+    generator: str = Field(default="progan_tiny", description="G, built for data.size")
+    discriminator: str = Field(
+        default="progan_tiny_discriminator", description="D, the mirror image of G"
+    )
+    optim: OptimConfig = OptimConfig(lr=1e-3, beta1=0.0, beta2=0.99)
+    schedule: ProGANSchedule
+    lambda_gp: float = Field(default=10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    eps_drift: float = Field(
+        default=0.001, ge=0, description="weight of the drift term E[D(real)²] in D's loss"
+    )
+    reset_optimizers_per_stage: bool = Field(
+        default=True, description="clear Adam's moments when a new resolution fades in"
+    )
+    ema_decay: float = Field(default=0.999, ge=0, lt=1, description="EMA of G (G_smoothing)")
+
+    @property
+    def stages(self) -> int:
+        """Resolutions the run trains at: 4, 8, ... ``data.size``."""
+        return max(self.data.size.bit_length() - 2, 1)
+
+    def stage_start(self, stage: int) -> int:
+        """The first step of ``stage`` (its fade-in's first step; 0 for 4x4)."""
+        if stage == 0:
+            return 0
+        return self.schedule.stable + (stage - 1) * (self.schedule.fade_in + self.schedule.stable)
+
+    def stage_end(self, stage: int) -> int:
+        """The step after the last one the schedule gives ``stage`` (the last stage may
+        train on until ``steps``)."""
+        return (
+            self.stage_start(stage)
+            + (self.schedule.fade_in if stage else 0)
+            + (self.schedule.stable)
+        )
+
+    def stage_at(self, step: int) -> tuple[int, float]:
+        """The stage and the fade-in alpha (0 at a fade's first step, 1 once faded in) of
+        (0-based) ``step``."""
+        stage = 0
+        while stage + 1 < self.stages and step >= self.stage_start(stage + 1):
+            stage += 1
+        if stage == 0:
+            return 0, 1.0
+        into = step - self.stage_start(stage)
+        return stage, min(into / self.schedule.fade_in, 1.0)
+
+    def for_build(self) -> ProGANConfig:
+        """The build-time run: the schedule scaled by ``build_steps / steps`` (each part at
+        least one step), so version 1 reaches the final resolution too.
+
+        Raises:
+            ValueError: the config has no ``build_steps``.
+        """
+        short = super().for_build()
+        scale = short.steps / self.steps
+        schedule = ProGANSchedule(
+            fade_in=max(1, round(self.schedule.fade_in * scale)),
+            stable=max(1, round(self.schedule.stable * scale)),
+        )
+        steps = max(
+            short.steps, self.model_copy(update={"schedule": schedule}).stage_end(self.stages - 1)
+        )
+        return self.model_copy(update={"schedule": schedule, "steps": steps, "time_limit_s": None})
+
+    @model_validator(mode="after")
+    def _grows_to_the_final_size(self) -> ProGANConfig:
+        size = self.data.size
+        if size & (size - 1):
+            raise ValueError(f"data.size must be a power of two for ProGAN, not {size}")
+        last_fade_done = self.stage_start(self.stages - 1) + (
+            self.schedule.fade_in if self.stages > 1 else 0
+        )
+        if self.steps < last_fade_done:
+            raise ValueError(
+                f"steps ({self.steps}) end before the {size}x{size} stage has faded in "
+                f"(step {last_fade_done} with this schedule)"
+            )
+        return self
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -624,3 +732,4 @@ CONFIG_TYPES.add("deblurgan", DeblurGANConfig)
 CONFIG_TYPES.add("pfld", PFLDConfig)
 CONFIG_TYPES.add("recognition", RecognitionConfig)
 CONFIG_TYPES.add("glcic", GLCICConfig)
+CONFIG_TYPES.add("progan", ProGANConfig)
