@@ -70,7 +70,7 @@ def collate(samples: list[Sample]) -> Sample:
 
 
 # Imported for their side effect: each module registers its datasets.
-from trainer.data import attributes, blur, paired, unpaired  # noqa: E402
+from trainer.data import attributes, blur, paired, superres, unpaired  # noqa: E402
 
 __all__ = [
     "DATASETS",
@@ -85,5 +85,6 @@ __all__ = [
     "dataset_folder",
     "paired",
     "register_dataset",
+    "superres",
     "unpaired",
 ]

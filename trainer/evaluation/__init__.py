@@ -2,8 +2,8 @@
 trained on real images, face-identity cosines from dlib's ResNet, and the evaluators that
 combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
 attribute translators (the StarGAN recipe), of attribute swappers (the GeneGAN recipe) and of
-style-guided multi-domain translators (the StarGAN v2 recipe); and PSNR / SSIM of restored
-images (the DeblurGAN recipe)."""
+style-guided multi-domain translators (the StarGAN v2 recipe); PSNR / SSIM of restored
+images (the DeblurGAN recipe), and of upscaled ones beside a sharpness ratio (SRGAN, ESRGAN)."""
 
 from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
@@ -34,6 +34,11 @@ from trainer.evaluation.style_translation import (
     classify,
     translate_styled,
 )
+from trainer.evaluation.superres import (
+    bicubic_upscale,
+    gradient_energy,
+    superres_figures,
+)
 from trainer.evaluation.translation import UnpairedTranslationEvaluator, translate
 
 __all__ = [
@@ -44,18 +49,21 @@ __all__ = [
     "StyleTranslationEvaluator",
     "UnpairedTranslationEvaluator",
     "balanced_accuracy",
+    "bicubic_upscale",
     "cached_attribute_classifier",
     "cached_domain_classifier",
     "cached_multi_domain_classifier",
     "celeba_dlib_chips",
     "classify",
     "face_directions",
+    "gradient_energy",
     "identity_cosine",
     "predicts",
     "predicts_b",
     "psnr_y",
     "restoration_figures",
     "ssim_y",
+    "superres_figures",
     "train_attribute_classifier",
     "train_domain_classifier",
     "train_multi_domain_classifier",

@@ -20,6 +20,7 @@ from trainer.recipes import (  # noqa: E402
     pix2pixhd,
     stargan,
     stargan_v2,
+    superres,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "pix2pixhd",
     "stargan",
     "stargan_v2",
+    "superres",
 ]
