@@ -41,7 +41,7 @@ from torch import nn
 
 from gantry.core.training import ESRGANConfig, SRGANConfig, SuperResolutionConfig
 from trainer.archs import build_network
-from trainer.data import DATASETS, Sample, TrainingDataset, build_dataset, collate
+from trainer.data import DATASETS, Sample, Split, TrainingDataset, build_dataset, collate
 from trainer.distributed import unwrap
 from trainer.evaluation import bicubic_upscale, superres_figures
 from trainer.losses import build_gan_loss, perceptual_loss_or_none
@@ -132,12 +132,12 @@ class SuperResolutionRecipe(Recipe):
             raise TypeError(f"{cfg.recipe} needs lr/hr pairs; {cfg.data.dataset} has none")
         self._val = {k: v.to(self.device) for k, v in collate(held).items()}
 
-    def _dataset(self, split: str, size: int) -> TrainingDataset:
+    def _dataset(self, split: Split, size: int) -> TrainingDataset:
+        """The config's dataset, from ``photos_dir`` when it names one."""
         cfg = self.config
-        assert split in ("train", "val")
         if cfg.photos_dir is None:
-            return build_dataset(cfg.data.dataset, self.data_dir, split, size)  # type: ignore[arg-type]
-        return DATASETS.get(cfg.data.dataset).build(cfg.photos_dir, split, size)  # type: ignore[arg-type]
+            return build_dataset(cfg.data.dataset, self.data_dir, split, size)
+        return DATASETS.get(cfg.data.dataset).build(cfg.photos_dir, split, size)
 
     def train_dataset(self) -> TrainingDataset:
         return self._train
