@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gantry.core.errors import InvalidInput
+from gantry.core.cards import SuperresSpec
+from gantry.core.errors import InvalidInput, NotFound
 from gantry.core.training import (
     CONFIG_TYPES,
     ESRGANConfig,
@@ -46,7 +47,13 @@ from trainer.data.superres import SuperResolutionPhotos
 from trainer.evaluation import bicubic_upscale, gradient_energy, superres_figures
 from trainer.export.onnx import check_parity, export_onnx
 from trainer.export.probes import probe_inputs
-from trainer.interpolation import Generator, interpolate, interpolate_state_dicts
+from trainer.export.repository import BuildOptions
+from trainer.interpolation import (
+    Generator,
+    interpolate,
+    interpolate_state_dicts,
+    publish_interpolation,
+)
 from trainer.loop import GENERATOR_FILE, train
 from trainer.losses import build_gan_loss
 from trainer.recipes import RECIPES
@@ -452,3 +459,35 @@ def test_srresnet_exports_with_dynamic_size_and_passes_the_parity_gate(tmp_path:
             expected = g(x).numpy()
         assert y.shape == (2, 3, 4 * h, 4 * w)
         assert float(np.abs(y - expected).max()) < 1e-4
+
+
+def test_a_blend_publishes_through_the_parity_gate_as_a_new_model(tmp_path: Path) -> None:
+    checkpoints, repository = tmp_path / "checkpoints", tmp_path / "repository"
+    train(_config("srresnet-photos", steps=2), checkpoints / "psnr", data_dir=DATA, device="cpu")
+    gan = _config("srgan-photos", steps=2, init_weights="psnr/generator.pth")
+    train(gan, checkpoints / "gan", data_dir=DATA, device="cpu")
+    options = BuildOptions(repository=repository, data_dir=DATA)
+    kwargs: dict[str, Any] = {
+        "options": options,
+        "checkpoint_dir": checkpoints,
+        "weights_dir": tmp_path / "blends",
+    }
+    first = publish_interpolation("psnr", "gan", alpha=0.8, name="blend", **kwargs)
+    assert (first.version, first.card.task, first.card.architecture) == (
+        1, "superres", "srresnet_x4_tiny",
+    )  # fmt: skip
+    assert isinstance(first.card.spec, SuperresSpec) and first.card.spec.scale == 4
+    assert first.card.weights.research_only
+    assert first.build.parity_max_abs_err < 1e-3 and "0.8 x psnr" in str(first.build.training_run)
+    # A published version is a side too; the model keeps its card.
+    second = publish_interpolation("blend:1", "gan", alpha=0.5, name="blend", **kwargs)
+    assert second.version == 2 and second.card == first.card
+    blended = torch.load(second.build.weights_file, weights_only=True)
+    one = torch.load(first.build.weights_file, weights_only=True)
+    g = torch.load(checkpoints / "gan" / GENERATOR_FILE, weights_only=True)
+    key = "body.0.conv1.weight"
+    assert torch.allclose(blended[key], 0.5 * one[key] + 0.5 * g[key], atol=1e-6)
+    with pytest.raises(InvalidInput, match="realesrgan-x4plus serves realesrgan_x4plus"):
+        publish_interpolation("psnr", "gan", alpha=0.5, name="realesrgan-x4plus", **kwargs)
+    with pytest.raises(NotFound, match="no run or model named nothing"):
+        publish_interpolation("psnr", "nothing", alpha=0.5, name="blend", **kwargs)
