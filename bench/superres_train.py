@@ -35,6 +35,13 @@ FAMILIES: dict[str, tuple[str, int, str, int]] = {
     "esrgan": ("esrgan-photos-psnr", 250, "esrgan-photos", 150),
 }
 FIGURES = ("val_psnr", "val_ssim", "val_sharpness")
+HEADER = (
+    "33 held-aside natural photos, bicubic x4 pairs (128 px HR, 32 px LR); PSNR / SSIM on Y "
+    "with a 4-px shave; sharpness: gradient energy of the output over the HR truth's (1 = "
+    "the truth's; above 1: more high-frequency energy than the photo has). Interpolation: "
+    "theta = alpha * theta_PSNR + (1 - alpha) * theta_GAN. Steps cut from the configs' "
+    "(FAMILIES in bench/superres_train.py); seconds on a shared, loaded 2-core machine."
+)
 
 
 def _row(label: str, steps: str, seconds: str, figures: dict[str, float], suffix: str = "") -> str:
@@ -88,6 +95,8 @@ def main(families: list[str] | None = None, runs_dir: Path | None = None) -> Non
     """Measure ``families`` (default: both) with runs in ``runs_dir`` (kept: a second call
     reuses its finished runs) or in a temporary folder."""
     lines = [
+        HEADER,
+        "",
         "| network | steps | seconds | PSNR (Y, dB) | SSIM (Y) | sharpness (1 = HR) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
