@@ -45,6 +45,12 @@ at initialisation and at the end, next to the baseline each must beat:
   a G as good as the data would score). A growing run also gets one row and one sample grid
   per resolution stage, at the stage's last step (bench/results/train-<config>-<side>px.png).
 
+* srresnet-photos, srgan-photos, esrgan-photos-psnr, esrgan-photos: PSNR and SSIM on Y
+  (4-px shave) of G(LR) against the HR crop on the fixed bicubic x4 pairs of the 33
+  held-aside natural photos, and the gradient energy of G(LR) over the HR's (sharpness, 1 =
+  the truth's), next to bicubic upscaling's; each GAN stage starts from the PSNR run before
+  it. ``bench/superres_train.py`` adds the network interpolations across alpha.
+
 Run: ``.venv/bin/python -m bench.train [CONFIG ...]`` (writes bench/results/train.md and
 copies each run's last sample grid and curves to bench/results/train-<config>*.png).
 """
@@ -76,6 +82,11 @@ UNPAIRED_HAIR: list[tuple[str, str, str, str]] = [
         "identity_cos_other_people",
         "other people",
     ),
+]
+SUPERRES: list[tuple[str, str, str, str]] = [
+    ("val_psnr", "PSNR on Y (4-px shave), dB", "val_psnr_bicubic", "bicubic"),
+    ("val_ssim", "SSIM on Y (4-px shave)", "val_ssim_bicubic", "bicubic"),
+    ("val_sharpness", "gradient energy / HR's (1 = HR)", "val_sharpness_bicubic", "bicubic"),
 ]
 # config → (metric, what it is, baseline metric, what the baseline is)
 MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
@@ -183,6 +194,11 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "training vs held-aside real faces",
         ),
     ],
+    # In this order: each GAN stage starts from the PSNR run named like its config.
+    "srresnet-photos": SUPERRES,
+    "srgan-photos": SUPERRES,
+    "esrgan-photos-psnr": SUPERRES,
+    "esrgan-photos": SUPERRES,
 }
 
 

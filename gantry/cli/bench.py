@@ -16,6 +16,7 @@ BENCH_SUITES = (
     "synthesis",
     "load",
     "train",
+    "superres_train",
 )
 
 

@@ -1,4 +1,5 @@
-"""``gantry models build | list | publish | promote``: the versioned model repository."""
+"""``gantry models build | list | publish | interpolate | promote``: the versioned model
+repository."""
 
 from __future__ import annotations
 
@@ -152,6 +153,59 @@ def publish(
         built = publish_version(name, options, lambda m: status.update(f"{name}: {m}"))
     console.print(
         f"[green]{name} version {built.version}[/] built "
+        f"(parity max |err| {built.build.parity_max_abs_err:.2e})"
+    )
+    repo = ModelRepository(options.repository)
+    try:
+        load_into_triton(settings, name)
+    except GantryError as error:
+        console.print(f"[red]{error.message}")
+        raise typer.Exit(1) from error
+    if promote:
+        repo.promote(name, built.version)
+    console.print(f"default version of {name}: {repo.default_version(name)}")
+
+
+@app.command("interpolate")
+def interpolate(
+    a: Annotated[str, typer.Argument(help="run name or MODEL[:VERSION]: weight alpha")],
+    b: Annotated[str, typer.Argument(help="run name or MODEL[:VERSION]: weight 1 - alpha")],
+    name: Annotated[str, typer.Option(help="the model the blend is published as")],
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="the weight of A")] = 0.8,
+    profile: ProfileOption = "cpu",
+    tensorrt: TensorRTOption = False,
+    repository: RepositoryOption = None,
+    promote: Annotated[bool, typer.Option(help="also make it the default version")] = False,
+) -> None:
+    """Network interpolation (ESRGAN): publish theta = alpha * theta_A + (1 - alpha) *
+    theta_B as the next version of NAME (a new model if none has the name), through the
+    parity gate, and load it into the running Triton. A is usually the PSNR-oriented
+    generator and B the GAN one (alpha 1: A exactly, 0: B exactly); both must be the same
+    architecture with the same shapes. A and B are run names (folders of the checkpoint
+    directory) or published models, NAME or NAME:VERSION."""
+    from trainer.interpolation import publish_interpolation
+
+    settings = get_settings()
+    options = _options(
+        settings, repository=repository, weights=None, profile=profile, tensorrt=tensorrt
+    )
+    try:
+        with console.status(f"interpolating into {name}…") as status:
+            built = publish_interpolation(
+                a,
+                b,
+                alpha=alpha,
+                name=name,
+                options=options,
+                checkpoint_dir=settings.checkpoint_dir,
+                weights_dir=settings.state_dir / "interpolations",
+                step=lambda m: status.update(f"{name}: {m}"),
+            )
+    except GantryError as error:
+        console.print(f"[red]{error.message}")
+        raise typer.Exit(2) from error
+    console.print(
+        f"[green]{name} version {built.version}[/] = {alpha:g} x {a} + {1 - alpha:g} x {b} "
         f"(parity max |err| {built.build.parity_max_abs_err:.2e})"
     )
     repo = ModelRepository(options.repository)

@@ -147,3 +147,9 @@ def realesrgan_x4plus() -> RRDBNet:
 def realesrgan_x4plus_anime_6b() -> RRDBNet:
     """RealESRGAN_x4plus_anime_6B: the 6-block x4 generator tuned for illustrations."""
     return RRDBNet(num_in_ch=3, num_out_ch=3, scale=4, num_feat=64, num_block=6, num_grow_ch=32)
+
+
+@ARCHS.register()
+def rrdbnet_x4_tiny() -> RRDBNet:
+    """A CPU-sized ESRGAN generator (2 RRDB of 32 channels, growth 16), x4, same keys."""
+    return RRDBNet(num_in_ch=3, num_out_ch=3, scale=4, num_feat=32, num_block=2, num_grow_ch=16)

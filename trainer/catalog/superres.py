@@ -1,4 +1,6 @@
-"""Super-resolution: Real-ESRGAN x4plus, x4plus-anime and animevideov3 x2/x3/x4."""
+"""Super-resolution: Real-ESRGAN x4plus, x4plus-anime and animevideov3 x2/x3/x4; and the card
+of an SR generator trained here (SRGAN, ESRGAN runs) that a user publishes under a new name
+(network interpolation, :func:`trained_superres_card`)."""
 
 from __future__ import annotations
 
@@ -96,3 +98,40 @@ def realesr_animevideov3_x3() -> ModelCard:
 def realesr_animevideov3_x4() -> ModelCard:
     """animevideov3 x4."""
     return _animevideov3(4)
+
+
+_NATURAL_PHOTOS_LICENSE = (
+    "research only when trained on ../shared/data/train/natural_photos_sr (BSD68: "
+    "non-commercial research and educational use; Sun-Hays 80 and Urban100: research use); "
+    "otherwise the terms of the photos it was trained on"
+)
+
+
+def trained_superres_card(
+    name: str, architecture: str, *, scale: int, description: str, source: str
+) -> ModelCard:
+    """The card of an SR generator trained by ``trainer/recipes/superres.py``, served under
+    ``name`` (not registered: a user names it when publishing, e.g. an interpolation).
+
+    Such networks take and give RGB in [0, 1] like Real-ESRGAN's, so they share its
+    pre-padding; 32 px of context per tile side covers the small SRResNet and RRDBNet
+    variants' receptive fields (about 15 and 35 LR px).
+    """
+    return ModelCard(
+        name=name,
+        architecture=architecture,
+        description=description,
+        inputs=_SR_INPUT,
+        outputs=_SR_OUTPUT,
+        max_batch_size=4,
+        preferred_batch_sizes=(2, 4),
+        weights=WeightsSpec(
+            importer="training_run",
+            source=source,
+            license=_NATURAL_PHOTOS_LICENSE,
+            upstream="BasicSR (MSRResNet / RRDBNet keys)",
+            research_only=True,
+        ),
+        default=False,
+        spec=SuperresSpec(scale=scale, tile_size=192, tile_pad=32, pre_pad=_PRE_PAD),
+    )

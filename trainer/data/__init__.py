@@ -78,6 +78,7 @@ from trainer.data import (  # noqa: E402
     landmarks,
     masks,
     paired,
+    superres,
     unpaired,
 )
 
@@ -98,5 +99,6 @@ __all__ = [
     "masks",
     "paired",
     "register_dataset",
+    "superres",
     "unpaired",
 ]

@@ -3,8 +3,9 @@ trained on real images, face-identity cosines from dlib's ResNet, and the evalua
 combine them: of unpaired two-domain translators (the CycleGAN recipe), of multi-domain
 attribute translators (the StarGAN recipe), of attribute swappers (the GeneGAN recipe) and of
 style-guided multi-domain translators (the StarGAN v2 recipe); PSNR / SSIM of restored
-images (the DeblurGAN recipe); and PSNR inside filled holes, with the mean-fill and Telea
-baselines (the GLCIC recipe)."""
+images (the DeblurGAN recipe) and of upscaled ones beside a sharpness ratio (SRGAN, ESRGAN);
+PSNR inside filled holes, with the mean-fill and Telea baselines (the GLCIC recipe); landmark
+NME (PFLD) and verification figures of embedders (the recognition recipe)."""
 
 from trainer.evaluation.attribute_swap import AttributeSwapEvaluator
 from trainer.evaluation.attribute_translation import (
@@ -41,6 +42,11 @@ from trainer.evaluation.style_translation import (
     classify,
     translate_styled,
 )
+from trainer.evaluation.superres import (
+    bicubic_upscale,
+    gradient_energy,
+    superres_figures,
+)
 from trainer.evaluation.translation import UnpairedTranslationEvaluator, translate
 
 __all__ = [
@@ -51,12 +57,14 @@ __all__ = [
     "StyleTranslationEvaluator",
     "UnpairedTranslationEvaluator",
     "balanced_accuracy",
+    "bicubic_upscale",
     "cached_attribute_classifier",
     "cached_domain_classifier",
     "cached_multi_domain_classifier",
     "celeba_dlib_chips",
     "classify",
     "face_directions",
+    "gradient_energy",
     "hole_psnr",
     "identity_cosine",
     "inpainting_figures",
@@ -66,6 +74,7 @@ __all__ = [
     "psnr_y",
     "restoration_figures",
     "ssim_y",
+    "superres_figures",
     "telea_fill",
     "train_attribute_classifier",
     "train_domain_classifier",

@@ -206,8 +206,15 @@ def build_repository(
 
 def publish_version(name: str, options: BuildOptions, step: Step = lambda _: None) -> BuiltCard:
     """Build the next version of ``name`` through the parity gate (not yet loaded anywhere)."""
+    return publish_card(card(name), options, step)
+
+
+def publish_card(
+    model_card: ModelCard, options: BuildOptions, step: Step = lambda _: None
+) -> BuiltCard:
+    """Build the next version of the model ``model_card`` describes, registered or not (a
+    network interpolation's new model), through the same parity gate."""
     repository = ModelRepository(options.repository)
-    model_card = card(name)
-    version = repository.next_version(name)
+    version = repository.next_version(model_card.name)
     key = build_key(model_card, options, source_digest())
     return build_version(model_card, options, version, step, key=key)

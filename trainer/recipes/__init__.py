@@ -24,6 +24,7 @@ from trainer.recipes import (  # noqa: E402
     recognition,
     stargan,
     stargan_v2,
+    superres,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "recognition",
     "stargan",
     "stargan_v2",
+    "superres",
 ]

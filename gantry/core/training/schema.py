@@ -719,6 +719,104 @@ class ProGANConfig(TrainConfig):
         return self
 
 
+class SuperResolutionConfig(TrainConfig, PerceptualTerm):
+    """What SRGAN and ESRGAN share: an x4 generator trained in two stages.
+
+    * ``stage: psnr``: the PSNR-oriented pre-training, the pixel loss alone (SRResNet's MSE,
+      ESRGAN's L1); no discriminator is built.
+    * ``stage: gan``: ``lambda_pixel`` · pixel + ``lambda_perceptual`` · VGG19 features
+      before activation (only with ``perceptual_weights``, none ship with Gantry) +
+      ``lambda_adv`` · the adversarial loss, against ``discriminator`` (one D update per G
+      update), G initialised from the PSNR stage: ``init_weights`` (a run's
+      ``generator.pth``) or ``init_model`` (a model's packaged weights, e.g. the served
+      realesrgan-x4plus).
+
+    Pairs come from ``data.dataset`` (``bicubic_x4_photos`` or ``realesrgan_x4_photos``);
+    ``data.size`` is the HR crop (LR is a quarter of it; the discriminator needs a multiple
+    of 32). ``photos_dir`` points the dataset at another folder of photos (a user's), with
+    the same held-aside split by file name.
+    """
+
+    generator: str
+    discriminator: str
+    stage: Literal["psnr", "gan"] = "psnr"
+    pixel_loss: Literal["l1", "mse"] = "l1"
+    lambda_pixel: float = Field(default=1.0, ge=0, description="pixel loss weight (gan stage)")
+    perceptual_layer: str = Field(
+        default="conv5_4", description="the VGG19 layer (before its ReLU) of the perceptual loss"
+    )
+    gan_loss: GanLossName = "nonsaturating"
+    lambda_adv: float = Field(default=1e-3, ge=0, description="adversarial weight (gan stage)")
+    init_weights: Path | None = Field(
+        default=None,
+        description="a generator state_dict G starts from, e.g. a PSNR run's generator.pth; "
+        "a relative path is taken from the checkpoint directory (`<run>/generator.pth`)",
+    )
+    init_model: str | None = Field(
+        default=None, description="a model card whose weights G starts from (realesrgan-x4plus)"
+    )
+    photos_dir: Path | None = Field(
+        default=None, description="a folder of photos to train on instead of the dataset's own"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuperResolutionConfig:
+        if self.init_weights is not None and self.init_model is not None:
+            raise ValueError("name init_weights or init_model, not both")
+        if self.data.size % 4:
+            raise ValueError(
+                f"data.size (the HR crop) must be a multiple of 4, not {self.data.size}"
+            )
+        if self.stage == "gan" and self.data.size % 32:
+            raise ValueError(
+                f"the discriminator needs data.size a multiple of 32, not {self.data.size}"
+            )
+        return self
+
+
+class SRGANConfig(SuperResolutionConfig):
+    """SRGAN (Ledig et al., 2017): SRResNet (BN, PReLU, PixelShuffle) against a VGG-style D.
+
+    The paper's defaults: MSE pre-training (SRResNet), then the GAN stage with the
+    non-saturating adversarial loss at 1e-3, Adam 1e-4 / beta1 0.9. Its SRGAN-VGG54 content
+    loss is the MSE between VGG19 ``conv5_4`` features (ours: the L1 of
+    :class:`~trainer.losses.VGGPerceptualLoss`, with ``perceptual_weights``); without VGG
+    weights the GAN stage is the paper's SRGAN-MSE variant: MSE + 1e-3 adversarial.
+    """
+
+    recipe: Literal["srgan"] = "srgan"
+    generator: str = "srresnet_x4_tiny"
+    discriminator: str = Field(
+        default="vgg_discriminator_tiny", description="D, built with input_size = data.size"
+    )
+    pixel_loss: Literal["l1", "mse"] = "mse"
+    optim: OptimConfig = OptimConfig(lr=1e-4, beta1=0.9, beta2=0.999)
+
+
+class ESRGANConfig(SuperResolutionConfig):
+    """ESRGAN (Wang et al., 2018): RRDBNet (no BN, residual scaling 0.2) against a VGG-style
+    D with the relativistic average GAN loss.
+
+    The paper's defaults: L1 pre-training (Adam 2e-4, betas 0.9 / 0.99), then L1 x 1e-2 +
+    VGG19 ``conv5_4`` (before activation) L1 x 1 + RaGAN x 5e-3 at 1e-4. Our RaGAN sums the
+    two terms where BasicSR averages them, so its 5e-3 is ``lambda_adv`` 2.5e-3 here. The
+    perceptual term needs ``perceptual_weights`` (none ship), so it is off by default.
+    """
+
+    recipe: Literal["esrgan"] = "esrgan"
+    generator: str = "rrdbnet_x4_tiny"
+    discriminator: str = Field(
+        default="vgg_discriminator_tiny", description="D, built with input_size = data.size"
+    )
+    pixel_loss: Literal["l1", "mse"] = "l1"
+    gan_loss: GanLossName = "relativistic_average"
+    lambda_pixel: float = Field(default=1e-2, ge=0, description="ESRGAN's eta (gan stage)")
+    lambda_adv: float = Field(
+        default=2.5e-3, ge=0, description="ESRGAN's lambda 5e-3 with averaged RaGAN terms"
+    )
+    optim: OptimConfig = OptimConfig(lr=2e-4, beta1=0.9, beta2=0.99)
+
+
 CONFIG_TYPES: Registry[type[TrainConfig]] = Registry("training recipe")
 CONFIG_TYPES.add("pix2pix", Pix2PixConfig)
 CONFIG_TYPES.add("pix2pixhd", Pix2PixHDConfig)
@@ -733,3 +831,5 @@ CONFIG_TYPES.add("pfld", PFLDConfig)
 CONFIG_TYPES.add("recognition", RecognitionConfig)
 CONFIG_TYPES.add("glcic", GLCICConfig)
 CONFIG_TYPES.add("progan", ProGANConfig)
+CONFIG_TYPES.add("srgan", SRGANConfig)
+CONFIG_TYPES.add("esrgan", ESRGANConfig)
