@@ -132,6 +132,22 @@ def load_into_triton(settings: Settings, name: str) -> None:
     console.print(f"[green]Triton serves {name}[/]: {', '.join(sorted(states))}")
 
 
+def serve_published(
+    settings: Settings, repository: Path, name: str, version: int, *, promote: bool
+) -> None:
+    """Load a just-published version into the running Triton (exit 1 if it cannot), promote
+    it if asked, and say which version is the default."""
+    repo = ModelRepository(repository)
+    try:
+        load_into_triton(settings, name)
+    except GantryError as error:
+        console.print(f"[red]{error.message}")
+        raise typer.Exit(1) from error
+    if promote:
+        repo.promote(name, version)
+    console.print(f"default version of {name}: {repo.default_version(name)}")
+
+
 @app.command("publish")
 def publish(
     name: Annotated[str, typer.Argument(help="the model to publish a new version of")],
@@ -155,15 +171,7 @@ def publish(
         f"[green]{name} version {built.version}[/] built "
         f"(parity max |err| {built.build.parity_max_abs_err:.2e})"
     )
-    repo = ModelRepository(options.repository)
-    try:
-        load_into_triton(settings, name)
-    except GantryError as error:
-        console.print(f"[red]{error.message}")
-        raise typer.Exit(1) from error
-    if promote:
-        repo.promote(name, built.version)
-    console.print(f"default version of {name}: {repo.default_version(name)}")
+    serve_published(settings, options.repository, name, built.version, promote=promote)
 
 
 @app.command("interpolate")
@@ -208,15 +216,7 @@ def interpolate(
         f"[green]{name} version {built.version}[/] = {alpha:g} x {a} + {1 - alpha:g} x {b} "
         f"(parity max |err| {built.build.parity_max_abs_err:.2e})"
     )
-    repo = ModelRepository(options.repository)
-    try:
-        load_into_triton(settings, name)
-    except GantryError as error:
-        console.print(f"[red]{error.message}")
-        raise typer.Exit(1) from error
-    if promote:
-        repo.promote(name, built.version)
-    console.print(f"default version of {name}: {repo.default_version(name)}")
+    serve_published(settings, options.repository, name, built.version, promote=promote)
 
 
 @app.command("promote")

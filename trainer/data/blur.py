@@ -60,6 +60,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from trainer.data import Sample, Split, register_dataset
+from trainer.data.sampling import sample_seed
 
 NATURAL_PHOTOS = Path("train") / "natural_photos_sr"
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -265,11 +266,8 @@ class MotionBlurPhotos:
         return {"blurred": _to_tensor(blurred), "sharp": _to_tensor(sharp)}
 
     def seed(self, index: int) -> int:
-        """The seed of the next sample of ``index``: fixed when held aside, else drawn from
-        torch's global generator (which the training loop seeds per step)."""
-        if self.held_aside:
-            return int(np.random.SeedSequence([VAL_SEED, index]).generate_state(1)[0])
-        return int(torch.randint(0, 2**62, ()))
+        """The seed of the next sample of ``index`` (:func:`~trainer.data.sampling.sample_seed`)."""
+        return sample_seed(index, VAL_SEED if self.held_aside else None)
 
     def sample(self, index: int, flip: bool = False) -> Sample:
         return self.pair(index, self.seed(index), flip)

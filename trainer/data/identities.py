@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from trainer.data import Split, register_dataset
+from trainer.data.sampling import sample_seed
 
 ORL_FOLDER = "train/att_orl_faces"
 YALE_FOLDER = "train/yale_faces/yalefaces"
@@ -115,7 +116,7 @@ class IdentityFaces:
         if not self.jitter:
             return grey
         side = grey.shape[0]
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        rng = np.random.default_rng(sample_seed(index, None))
         cut = round(side * (1 - float(rng.uniform(0, SCALE_JITTER))))
         room = side - cut
         dx, dy = (

@@ -29,6 +29,7 @@ import torch
 from trainer.data import Sample, Split, register_dataset
 from trainer.data.blur import CROP_TRIES, MIN_CROP_STD, NATURAL_PHOTOS, load_photos, photo_names
 from trainer.data.masks import FREE_FORM_SHARE, hole_geometry, random_hole
+from trainer.data.sampling import sample_seed
 
 VAL_SEED = 20170720  # the held-aside samples' seeds: (VAL_SEED, index)
 
@@ -89,11 +90,8 @@ class HolePhotos:
         }
 
     def seed(self, index: int) -> int:
-        """The seed of the next sample of ``index``: fixed when held aside, else drawn from
-        torch's global generator (which the training loop seeds per step)."""
-        if self.held_aside:
-            return int(np.random.SeedSequence([VAL_SEED, index]).generate_state(1)[0])
-        return int(torch.randint(0, 2**62, ()))
+        """The seed of the next sample of ``index`` (:func:`~trainer.data.sampling.sample_seed`)."""
+        return sample_seed(index, VAL_SEED if self.held_aside else None)
 
     def sample(self, index: int, flip: bool = False) -> Sample:
         return self.crop(index, self.seed(index), flip)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from trainer.data import Split, register_dataset
 from trainer.data.blur import is_held_aside
+from trainer.data.sampling import sample_seed
 
 FOLDER = "train/face_landmarks_300w_68pt"
 LABELS = "landmarks68.csv"
@@ -189,7 +190,7 @@ class Landmarks300W:
         import cv2
 
         face, image = self.faces[index], self.images[index]
-        rng = None if self.held_aside else np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        rng = None if self.held_aside else np.random.default_rng(sample_seed(index, None))
         matrix = crop_transform(face.points, self.size, rng)
         crop = cv2.warpAffine(
             image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,

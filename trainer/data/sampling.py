@@ -1,11 +1,22 @@
-"""Which samples each step of each process sees: a pure function of (seed, step, rank)."""
+"""Which samples each step of each process sees: a pure function of (seed, step, rank); and
+the seed each sample's own randomness (crops, jitter, blur, holes) is drawn from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
+
+
+def sample_seed(index: int, held_aside_seed: int | None) -> int:
+    """The seed of the next sample of ``index``: fixed by ``(held_aside_seed, index)`` for a
+    held-aside sample (the same evaluation sample every time), else drawn from torch's global
+    generator, which the training loop seeds per step (so a resumed run draws the same)."""
+    if held_aside_seed is not None:
+        return int(np.random.SeedSequence([held_aside_seed, index]).generate_state(1)[0])
+    return int(torch.randint(0, 2**62, ()))
 
 
 @dataclass

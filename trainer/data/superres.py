@@ -37,6 +37,7 @@ from trainer.data.blur import (
     photo_names,
 )
 from trainer.data.degradations import REALESRGAN_X4PLUS, DegradationSettings, degrade
+from trainer.data.sampling import sample_seed
 
 SCALE = 4
 VAL_SEED = 20210801  # the held-aside pairs' seeds: (VAL_SEED, index)
@@ -113,11 +114,8 @@ class SuperResolutionPhotos:
         return {"lr": lr * 2 - 1, "hr": hr * 2 - 1}
 
     def seed(self, index: int) -> int:
-        """The seed of the next sample of ``index``: fixed when held aside, else drawn from
-        torch's global generator (which the training loop seeds per step)."""
-        if self.held_aside:
-            return int(np.random.SeedSequence([VAL_SEED, index]).generate_state(1)[0])
-        return int(torch.randint(0, 2**62, ()))
+        """The seed of the next sample of ``index`` (:func:`~trainer.data.sampling.sample_seed`)."""
+        return sample_seed(index, VAL_SEED if self.held_aside else None)
 
     def sample(self, index: int, flip: bool = False) -> Sample:
         return self.pair(index, self.seed(index), flip)
