@@ -336,3 +336,17 @@ def test_align_takes_a_landmark_model_only(
     assert _error(_post(client, "/v1/faces/embed", {"image": obama}, align=align)) == expected
     response = _post(client, "/v1/faces/verify", {"image_a": obama, "image_b": obama}, align=align)
     assert _error(response) == expected
+
+
+def test_the_openapi_document_types_landmarks_and_alignment(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {LANDMARK_MODEL, "pfld-300w"} <= set(schemas["FaceLandmarksModel"]["enum"])
+    assert schemas["Alignment"]["enum"][0] == "detector"
+    assert {LANDMARK_MODEL, "pfld-300w"} <= set(schemas["Alignment"]["enum"])
+    for body in ("Body_embed", "Body_verify"):
+        align = schemas[body]["properties"]["align"]
+        assert align["$ref"] == "#/components/schemas/Alignment"
+    landmarks = schemas["Body_landmarks"]["properties"]
+    assert landmarks["model"]["$ref"] == "#/components/schemas/FaceLandmarksModel"
+    assert landmarks["detector"]["$ref"] == "#/components/schemas/Detector"
+    assert {"scheme", "models"} <= set(schemas["Landmarks"]["properties"])
