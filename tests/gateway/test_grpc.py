@@ -260,7 +260,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
     pool = descriptor_pool.DescriptorPool(database)
     service = pool.FindServiceByName(SERVICE)
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == {"Detect", "Embed", "Verify", "VerifyStream"}
+    assert set(methods) == {"Detect", "Embed", "Verify", "VerifyStream", "Landmarks"}
     stream = methods["VerifyStream"]
     assert stream.client_streaming and stream.server_streaming
     assert stream.input_type.full_name == "gantry.v1.VerifyRequest"
@@ -350,8 +350,8 @@ def test_landmarks_answer_as_rest_does(stub: Any, client: TestClient) -> None:
     assert len(result.faces) == len(rest["faces"]) >= 3
     for face, rest_face in zip(result.faces, rest["faces"], strict=True):
         assert len(face.landmarks) == 68
-        ours = [(p.x, p.y) for p in face.landmarks]
-        assert ours == pytest.approx([tuple(p) for p in rest_face["landmarks"]], abs=0.01)
+        ours = [c for p in face.landmarks for c in (p.x, p.y)]
+        assert ours == pytest.approx([c for p in rest_face["landmarks"] for c in p], abs=0.01)
     missing = faces_pb2.LandmarksRequest(image=data, model="dlib-resnet-v1")
     with pytest.raises(grpc.RpcError) as error:
         stub.Landmarks(missing, timeout=TIMEOUT_S)
