@@ -6,7 +6,7 @@ client generated from ``/openapi.json`` gets typed results.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,7 +85,7 @@ class Face(_Model):
     )
 
     @classmethod
-    def of(cls, face: FaceResult) -> Face:
+    def of(cls, face: FaceResult) -> Self:
         r = face.rounded()
         return cls(box=r.box, score=r.score, landmarks=list(r.landmarks))
 
@@ -106,19 +106,12 @@ class EmbeddedFace(Face):
         )
 
 
-class LandmarkedFace(_Model):
+class LandmarkedFace(Face):
     """One face with the landmark model's points, in input-image pixels."""
 
-    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2")
-    score: float
     landmarks: list[tuple[float, float]] = Field(
         description="the model's points (its card's count), in its scheme's order"
     )
-
-    @classmethod
-    def of(cls, face: FaceResult) -> LandmarkedFace:
-        r = face.rounded()
-        return cls(box=r.box, score=r.score, landmarks=list(r.landmarks))
 
 
 class Landmarks(_Model):

@@ -190,6 +190,21 @@ def _to_tensor(image: NDArray[np.float32] | NDArray[np.uint8]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 127.5 - 1
 
 
+def textured_crop(
+    photo: NDArray[np.uint8], side: int, rng: np.random.Generator
+) -> NDArray[np.uint8]:
+    """A random ``side`` x ``side`` crop of ``photo``, drawn again (up to :data:`CROP_TRIES`
+    times) while it is flat (clear or blown-out sky: nothing to deblur, fill or restore)."""
+    region = photo[:side, :side]
+    for _ in range(CROP_TRIES):
+        top = int(rng.integers(0, photo.shape[0] - side + 1))
+        left = int(rng.integers(0, photo.shape[1] - side + 1))
+        region = photo[top : top + side, left : left + side]
+        if float(region.std()) >= MIN_CROP_STD:
+            break
+    return region
+
+
 def is_held_aside(name: str) -> bool:
     """Whether the photo ``name`` (its path under the folder) is held aside."""
     return int(hashlib.sha256(name.encode()).hexdigest(), 16) % VAL_EVERY == 0
@@ -250,13 +265,7 @@ class MotionBlurPhotos:
         photo = self.photos[index]
         k = self.geometry.canvas
         side = self.size + k - 1
-        for _ in range(CROP_TRIES):
-            top = int(rng.integers(0, photo.shape[0] - side + 1))
-            left = int(rng.integers(0, photo.shape[1] - side + 1))
-            region = photo[top : top + side, left : left + side]
-            # A flat crop (clear or blown-out sky) has no blur to remove: draw another.
-            if float(region.std()) >= MIN_CROP_STD:
-                break
+        region = textured_crop(photo, side, rng)
         if flip:
             region = region[:, ::-1]
         kernel = random_kernel(rng, self.geometry)

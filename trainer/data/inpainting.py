@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from trainer.data import Sample, Split, register_dataset
-from trainer.data.blur import CROP_TRIES, MIN_CROP_STD, NATURAL_PHOTOS, load_photos, photo_names
+from trainer.data.blur import NATURAL_PHOTOS, load_photos, photo_names, textured_crop
 from trainer.data.masks import FREE_FORM_SHARE, hole_geometry, random_hole
 from trainer.data.sampling import sample_seed
 
@@ -72,13 +72,7 @@ class HolePhotos:
         rng = np.random.default_rng(seed)
         photo = self.photos[index]
         side = self.size
-        for _ in range(CROP_TRIES):
-            top = int(rng.integers(0, photo.shape[0] - side + 1))
-            left = int(rng.integers(0, photo.shape[1] - side + 1))
-            region = photo[top : top + side, left : left + side]
-            # A flat crop (clear or blown-out sky) is filled by any mean: draw another.
-            if float(region.std()) >= MIN_CROP_STD:
-                break
+        region = textured_crop(photo, side, rng)
         if flip:
             region = region[:, ::-1]
         hole = random_hole(rng, self.geometry, self.free_form_share)

@@ -25,16 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from PIL import Image
 
 from trainer.data import Sample, Split, register_dataset
 from trainer.data.blur import (
-    CROP_TRIES,
-    MIN_CROP_STD,
     NATURAL_PHOTOS,
     load_photos,
     photo_names,
+    textured_crop,
 )
 from trainer.data.degradations import REALESRGAN_X4PLUS, DegradationSettings, degrade
 from trainer.data.sampling import sample_seed
@@ -85,22 +83,10 @@ class SuperResolutionPhotos:
     def __len__(self) -> int:
         return len(self.names)
 
-    def _crop(self, rng: np.random.Generator, photo: NDArray[np.uint8]) -> NDArray[np.uint8]:
-        side = self.size
-        region = photo[:side, :side]
-        for _ in range(CROP_TRIES):
-            top = int(rng.integers(0, photo.shape[0] - side + 1))
-            left = int(rng.integers(0, photo.shape[1] - side + 1))
-            region = photo[top : top + side, left : left + side]
-            # A flat crop (clear sky) has no detail to restore: draw another.
-            if float(region.std()) >= MIN_CROP_STD:
-                break
-        return region
-
     def pair(self, index: int, seed: int, flip: bool = False) -> Sample:
         """The pair of photo ``index`` made with ``seed`` (a pure function of the three)."""
         rng = np.random.default_rng(seed)
-        region = self._crop(rng, self.photos[index])
+        region = textured_crop(self.photos[index], self.size, rng)
         if flip:
             region = region[:, ::-1]
         region = np.ascontiguousarray(region)
