@@ -173,8 +173,8 @@ def crop_scale_table() -> str:
     """NME per crop scale of each landmark model's ONNX on RetinaFace boxes of training faces."""
     import onnxruntime as ort
 
+    from gantry.core.landmarks import crop_squares, cut_crops, to_image_points
     from gantry.core.preprocess import normalise
-    from gantry.serving.faces.landmarks import crop_squares, cut_crops, to_image_points
 
     train: list[LabelledFace] = labelled_faces(DATA / FOLDER, "train")[::4][:SCALE_FACES]
     images = [np.asarray(Image.open(DATA / FOLDER / f.path).convert("RGB")) for f in train]

@@ -19,7 +19,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.serving.faces.landmarks import crop_squares, cut_crops, to_image_points
+from gantry.core.landmarks import crop_squares, cut_crops, to_image_points
 from tests.paths import DATA, REPO
 from trainer.archs import build_network
 from trainer.archs.faceapi_landmarks import FaceLandmark68Net, PlainConv

@@ -16,8 +16,8 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from gantry.core.alignment import align_faces
 from gantry.core.preprocess import normalise
-from gantry.serving.faces.align import align_faces
 from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection
 from tests.paths import DATA
 from trainer.archs import build_network

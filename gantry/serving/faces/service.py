@@ -18,21 +18,21 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from gantry.core.alignment import align_faces
 from gantry.core.cards import BuiltCard, DetectionSpec, EmbeddingSpec, LandmarksSpec
 from gantry.core.errors import Internal, InvalidInput, TooLarge
 from gantry.core.imaging import decode_rgb8
-from gantry.core.preprocess import normalise
-from gantry.core.registry import Registry
-from gantry.core.settings import Settings
-from gantry.serving.catalog import ModelCatalog
-from gantry.serving.faces.align import align_faces
-from gantry.serving.faces.landmarks import (
+from gantry.core.landmarks import (
     FIVE_POINT_SCHEMES,
     crop_squares,
     cut_crops,
     five_points,
     to_image_points,
 )
+from gantry.core.preprocess import normalise
+from gantry.core.registry import Registry
+from gantry.core.settings import Settings
+from gantry.serving.catalog import ModelCatalog
 from gantry.serving.faces.mtcnn import detect_faces as mtcnn_detect
 from gantry.serving.faces.mtcnn import pyramid_scales
 from gantry.serving.faces.retinaface import detect_from_outputs, resize_for_detection

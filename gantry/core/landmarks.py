@@ -1,5 +1,6 @@
-"""Landmark crops: the square around each detected box a landmark net reads, and its answer
-mapped back to input pixels.
+"""Landmark crops: the square around each face box a landmark (or frontalization) net reads,
+its answer mapped back to input pixels, and the five alignment points of 68. Shared by the
+serving path and the trainer, so training crops are cut exactly as served ones.
 
 A landmark card (:class:`~gantry.core.cards.LandmarksSpec`) says how large the square is
 (``crop_scale`` times the box's longer side, centred on the box) and answers each point

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from gantry.serving.faces.align import align_faces, similarity_transform
+from gantry.core.alignment import align_faces, similarity_transform
 from trainer.catalog import faces
 
 # insightface's template, as the future ArcFace card holds it.
