@@ -36,6 +36,7 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 # Imported for their side effect: each module registers its variants in ARCHS. They sit
 # below ARCHS because they import it from this package.
 from trainer.archs import (  # noqa: E402
+    capg_gan,
     combogan,
     cyclegan,
     deblurgan,
@@ -64,6 +65,7 @@ from trainer.archs import (  # noqa: E402
 __all__ = [
     "ARCHS",
     "build_network",
+    "capg_gan",
     "combogan",
     "cyclegan",
     "deblurgan",

@@ -73,6 +73,7 @@ def collate(samples: list[Sample]) -> Sample:
 from trainer.data import (  # noqa: E402
     attributes,
     blur,
+    frontalization,
     identities,
     inpainting,
     landmarks,
@@ -93,6 +94,7 @@ __all__ = [
     "build_dataset",
     "collate",
     "dataset_folder",
+    "frontalization",
     "identities",
     "inpainting",
     "landmarks",

@@ -11,6 +11,7 @@ RECIPES: Registry[type[Recipe]] = Registry("training recipe")
 
 # Imported for their side effect: each module registers its recipe.
 from trainer.recipes import (  # noqa: E402
+    capg_gan,
     combogan,
     cyclegan,
     deblurgan,
@@ -30,6 +31,7 @@ from trainer.recipes import (  # noqa: E402
 __all__ = [
     "RECIPES",
     "Recipe",
+    "capg_gan",
     "combogan",
     "cyclegan",
     "deblurgan",

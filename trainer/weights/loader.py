@@ -106,3 +106,16 @@ def load_weights(card: ModelCard, checkpoint: Path | None = None) -> StateDict:
         WeightImportError: the weights cannot be read or do not fit the card's architecture.
     """
     return WEIGHT_SOURCES.get(card.weights.importer)(card, checkpoint)
+
+
+def pretrained_network(name: str) -> tuple[torch.nn.Module, ModelCard]:
+    """The cataloged model ``name`` as a PyTorch module with its card's weights, in eval mode
+    and frozen (a network that measures or supervises another: an embedder, a landmark net),
+    and its card."""
+    from trainer.archs import build_network
+    from trainer.catalog import card
+
+    model_card = card(name)
+    network = build_network(model_card.architecture, **model_card.arch_kwargs)
+    network.load_state_dict(load_weights(model_card))
+    return network.eval().requires_grad_(False), model_card

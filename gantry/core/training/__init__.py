@@ -15,11 +15,13 @@ from gantry.core.training.loader import (
 )
 from gantry.core.training.schema import (
     CONFIG_TYPES,
+    CAPGGANConfig,
     ComboGANConfig,
     CycleGANConfig,
     DataConfig,
     DeblurGANConfig,
     ESRGANConfig,
+    FrontalizationConfig,
     GeneGANConfig,
     GLCICConfig,
     IcGANConfig,
@@ -36,6 +38,7 @@ from gantry.core.training.schema import (
     StarGANConfig,
     StarGANv2Config,
     SuperResolutionConfig,
+    TPGANConfig,
     TrainConfig,
     UnpairedTranslationConfig,
 )
@@ -43,11 +46,13 @@ from gantry.core.training.schema import (
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_TYPES",
+    "CAPGGANConfig",
     "ComboGANConfig",
     "CycleGANConfig",
     "DataConfig",
     "DeblurGANConfig",
     "ESRGANConfig",
+    "FrontalizationConfig",
     "GLCICConfig",
     "GeneGANConfig",
     "IcGANConfig",
@@ -64,6 +69,7 @@ __all__ = [
     "StarGANConfig",
     "StarGANv2Config",
     "SuperResolutionConfig",
+    "TPGANConfig",
     "TrainConfig",
     "UnpairedTranslationConfig",
     "load_train_config",

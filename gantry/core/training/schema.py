@@ -611,6 +611,50 @@ class GLCICConfig(TrainConfig):
         )
 
 
+class FrontalizationConfig(TrainConfig):
+    """What both frontalization recipes share: pose pairs of 64 px grey faces, and the
+    identity-preserving loss on a frozen served embedder's features (1 - cosine)."""
+
+    data: DataConfig = DataConfig(dataset="cmu_pose_pairs", size=64, val_images=108)
+    gan_loss: GanLossName = "lsgan"
+    identity_model: str = Field(
+        default="mobilefacenet-arcface",
+        description="the face embedder (a card) whose features the identity loss compares",
+    )
+    lambda_identity: float = Field(default=1.0, ge=0)
+    lambda_tv: float = Field(default=1e-4, ge=0, description="total variation")
+    lambda_adv: float = Field(default=0.1, ge=0, description="each adversarial term's weight")
+
+
+class CAPGGANConfig(FrontalizationConfig):
+    """CAPG-GAN (Hu et al., 2018): a generator conditioned on the face and on source and
+    target landmark heatmaps, against two agents (identity: input/output pairs; pose: target
+    heatmaps/output pairs), with a multi-scale pixel loss, identity loss and TV."""
+
+    recipe: Literal["capg_gan"] = "capg_gan"
+    generator: str = "capg_generator_tiny"
+    discriminator: str = Field(
+        default="capg_discriminator_tiny", description="both agents' network (built per stack)"
+    )
+    lambda_pixel: float = Field(default=10.0, ge=0, description="multi-scale L1 (1, 1/2, 1/4)")
+
+
+class TPGANConfig(FrontalizationConfig):
+    """TP-GAN (Huang et al., 2017): a global pathway and four landmark-patch pathways fused,
+    with multi-scale pixel, local patch, symmetry (pixel and Laplacian), identity,
+    adversarial and TV losses (the paper's weights relative to the pixel loss: symmetry
+    0.3, adversarial 1e-3, identity 3e-3 on Light CNN features, TV 1e-4)."""
+
+    recipe: Literal["tpgan"] = "tpgan"
+    generator: str = "tpgan_generator_tiny"
+    discriminator: str = "tpgan_discriminator_tiny"
+    lambda_pixel: float = Field(default=1.0, ge=0, description="multi-scale L1 (1, 1/2, 1/4)")
+    lambda_local: float = Field(default=1.0, ge=0, description="L1 of each part's patch")
+    lambda_symmetry: float = Field(default=0.3, ge=0, description="pixel + Laplacian symmetry")
+    lambda_adv: float = Field(default=1e-3, ge=0)
+    lambda_identity: float = Field(default=0.3, ge=0)
+
+
 class ProGANSchedule(_Strict):
     """The growth schedule: the same number of steps for every resolution.
 
@@ -831,5 +875,7 @@ CONFIG_TYPES.add("pfld", PFLDConfig)
 CONFIG_TYPES.add("recognition", RecognitionConfig)
 CONFIG_TYPES.add("glcic", GLCICConfig)
 CONFIG_TYPES.add("progan", ProGANConfig)
+CONFIG_TYPES.add("capg_gan", CAPGGANConfig)
+CONFIG_TYPES.add("tpgan", TPGANConfig)
 CONFIG_TYPES.add("srgan", SRGANConfig)
 CONFIG_TYPES.add("esrgan", ESRGANConfig)
