@@ -59,6 +59,7 @@ from trainer.archs import (  # noqa: E402
     srvgg,
     stargan,
     stargan_v2,
+    tpgan,
 )
 
 __all__ = [
@@ -87,4 +88,5 @@ __all__ = [
     "srvgg",
     "stargan",
     "stargan_v2",
+    "tpgan",
 ]
