@@ -60,6 +60,7 @@ from trainer.archs import (  # noqa: E402
     srvgg,
     stargan,
     stargan_v2,
+    tpgan,
 )
 
 __all__ = [
@@ -89,4 +90,5 @@ __all__ = [
     "srvgg",
     "stargan",
     "stargan_v2",
+    "tpgan",
 ]

@@ -1,5 +1,6 @@
-"""The GAN loss zoo: adversarial losses by name, penalties, pixel and perceptual losses, and
-PFLD's pose- and condition-weighted landmark loss.
+"""The GAN loss zoo: adversarial losses by name, penalties, pixel and perceptual losses,
+PFLD's pose- and condition-weighted landmark loss, and the face frontalization losses (TP-GAN's
+symmetry and identity terms, CAPG-GAN's multi-scale L1).
 
 Adversarial losses are registered in ``GAN_LOSSES`` and built with ``build_gan_loss(name)``;
 each has ``discriminator(real_logits, fake_logits)`` and ``generator(fake_logits,
@@ -21,6 +22,12 @@ from trainer.losses.adversarial import (
     WassersteinGANLoss,
     build_gan_loss,
     per_scale,
+)
+from trainer.losses.frontalization import (
+    identity_feature_loss,
+    laplacian,
+    multiscale_l1,
+    symmetry_loss,
 )
 from trainer.losses.landmarks import pfld_loss, pose_weights
 from trainer.losses.penalties import clip_weights, gradient_penalty, r1_penalty, wgan_optimizer
@@ -63,11 +70,15 @@ __all__ = [
     "feature_matching",
     "gradient_penalty",
     "identity",
+    "identity_feature_loss",
+    "laplacian",
+    "multiscale_l1",
     "per_scale",
     "perceptual_loss_or_none",
     "pfld_loss",
     "pose_weights",
     "r1_penalty",
+    "symmetry_loss",
     "total_variation",
     "vgg19_features",
     "wgan_optimizer",
