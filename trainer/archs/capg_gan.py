@@ -9,7 +9,7 @@ Served, the target is always the frontal pose: the mean points of the aligned fr
 training chips, a buffer (``frontal_points``) the recipe sets before training, so the
 exported network takes ``(image, points)`` only.
 
-The couple-agent discriminators are plain PatchGANs over channel stacks built by the recipe:
+The couple-agent discriminators are pix2pix's PatchGANs over channel stacks the recipe builds:
 the identity agent judges (input face, frontal face) pairs, the pose agent (target heatmaps,
 frontal face) pairs.
 """
@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from trainer.archs import ARCHS
+from trainer.archs.pix2pix import NLayerDiscriminator
+from trainer.archs.tpgan import SkipEncoderDecoder
 
 NUM_POINTS = 68
 
@@ -34,46 +36,16 @@ def render_heatmaps(points: torch.Tensor, size: int, sigma: float) -> torch.Tens
     return torch.exp(-(dx * dx + dy * dy) * scale)
 
 
-def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2 if stride == 1 else 1),
-        nn.InstanceNorm2d(cout, affine=True),
-        nn.ReLU(inplace=True),
-    )
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convs with instance norm, added to the input."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1),
-            nn.InstanceNorm2d(channels, affine=True),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1),
-            nn.InstanceNorm2d(channels, affine=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class Up(nn.Module):
-    """Nearest 2x upsampling, a 3x3 conv, then the skip's features concatenated."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = _conv(cin, cout, 3)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.conv(self.up(x)), skip], dim=1)
-
-
 class CAPGGenerator(nn.Module):
     """(face, source points[, target points]) → the face at the target pose (see the module
-    docstring). Images (N, channels, size, size) in [-1, 1]; points (N, 68, 2) relative."""
+    docstring). Images (N, channels, size, size) in [-1, 1]; points (N, 68, 2) relative.
+
+    The body is TP-GAN's global pathway (:class:`~trainer.archs.tpgan.SkipEncoderDecoder`:
+    three halvings, residual blocks at the bottom, skip connections) on the face and both
+    heatmap stacks, with instance norm; a 3x3 conv and tanh make the image.
+    """
+
+    frontal_points: torch.Tensor
 
     def __init__(
         self,
@@ -89,59 +61,22 @@ class CAPGGenerator(nn.Module):
         self.size, self.sigma = size, sigma
         # Set by the recipe to the frontal training chips' mean points before training.
         self.register_buffer("frontal_points", torch.full((num_points, 2), 0.5))
-        self.stem = _conv(channels + 2 * num_points, base, 3)
-        self.down1 = _conv(base, base * 2, 4, 2)
-        self.down2 = _conv(base * 2, base * 4, 4, 2)
-        self.down3 = _conv(base * 4, base * 8, 4, 2)
-        self.blocks = nn.Sequential(*(ResidualBlock(base * 8) for _ in range(blocks)))
-        self.up3 = Up(base * 8, base * 4)
-        self.up2 = Up(base * 8, base * 2)
-        self.up1 = Up(base * 4, base)
-        self.head = nn.Sequential(
-            _conv(base * 2, base, 3), nn.Conv2d(base, channels, 3, 1, 1), nn.Tanh()
-        )
+        widths = [base, 2 * base, 4 * base, 8 * base]
+        self.body = SkipEncoderDecoder(channels + 2 * num_points, widths, blocks, "instance")
+        self.head = nn.Sequential(nn.Conv2d(base, channels, 3, 1, 1), nn.Tanh())
 
     def forward(
         self, image: torch.Tensor, points: torch.Tensor, target_points: torch.Tensor | None = None
     ) -> torch.Tensor:
-        frontal: torch.Tensor = self.frontal_points
-        target = frontal.expand_as(points) if target_points is None else target_points
+        target = self.frontal_points.expand_as(points) if target_points is None else target_points
         heatmaps = render_heatmaps(torch.cat([points, target], dim=1), self.size, self.sigma)
-        x0 = self.stem(torch.cat([image, heatmaps.to(image.dtype)], dim=1))
-        x1 = self.down1(x0)
-        x2 = self.down2(x1)
-        x = self.blocks(self.down3(x2))
-        x = self.up1(self.up2(self.up3(x, x2), x1), x0)
-        out: torch.Tensor = self.head(x)
-        return out
-
-
-class PatchDiscriminator(nn.Module):
-    """A 34x34-receptive-field PatchGAN (three stride-2 4x4 convs, then a 1-channel one) on a
-    stack of channels: (N, in_channels, S, S) → (N, 1, S/8 - 1, S/8 - 1) logits."""
-
-    def __init__(self, in_channels: int, base: int = 64) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, base, 4, 2, 1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(base, base * 2, 4, 2, 1),
-            nn.InstanceNorm2d(base * 2, affine=True),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(base * 2, base * 4, 4, 2, 1),
-            nn.InstanceNorm2d(base * 4, affine=True),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(base * 4, 1, 4, 1, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(x)
+        out: torch.Tensor = self.head(self.body(torch.cat([image, heatmaps.to(image.dtype)], 1)))
         return out
 
 
 @ARCHS.register("capg_generator")
 def capg_generator() -> CAPGGenerator:
-    """64 px grey faces, width 32 (2.5M parameters)."""
+    """64 px grey faces, width 32 (3.4M parameters)."""
     return CAPGGenerator()
 
 
@@ -152,12 +87,13 @@ def capg_generator_tiny() -> CAPGGenerator:
 
 
 @ARCHS.register("capg_discriminator")
-def capg_discriminator(in_channels: int) -> PatchDiscriminator:
-    """A couple agent (the recipe passes its stack's channel count), width 64."""
-    return PatchDiscriminator(in_channels)
+def capg_discriminator(in_channels: int) -> NLayerDiscriminator:
+    """A couple agent (the recipe passes its stack's channel count): pix2pix's PatchGAN,
+    width 32, instance norm; (N, 1, 6, 6) logits at 64 px."""
+    return NLayerDiscriminator(in_channels, ndf=32, n_layers=3, norm="instance")
 
 
 @ARCHS.register("capg_discriminator_tiny")
-def capg_discriminator_tiny(in_channels: int) -> PatchDiscriminator:
+def capg_discriminator_tiny(in_channels: int) -> NLayerDiscriminator:
     """Width 8: for tests."""
-    return PatchDiscriminator(in_channels, base=8)
+    return NLayerDiscriminator(in_channels, ndf=8, n_layers=3, norm="instance")

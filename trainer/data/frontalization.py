@@ -68,8 +68,8 @@ FRONTAL_TEMPLATE: tuple[tuple[float, float], ...] = (
     (0.34, 0.40),
     (0.66, 0.40),
     (0.50, 0.58),
-    (0.38, 0.75),
-    (0.62, 0.75),
+    (0.38, 0.76),
+    (0.62, 0.76),
 )
 
 
@@ -112,8 +112,11 @@ def annotate(root: Path) -> tuple[PoseFace, ...]:
             grey = np.asarray(im.convert("L"))
         h, w = grey.shape
         rgb = np.repeat(grey[:, :, None], 3, axis=2)
-        up = cv2.resize(rgb, (w * DETECT_UPSCALE, h * DETECT_UPSCALE), cv2.INTER_CUBIC)
-        found = package_detect(up[..., ::-1].copy(), score_threshold=DETECT_MIN_SCORE)
+        up = cv2.resize(
+            rgb, (w * DETECT_UPSCALE, h * DETECT_UPSCALE), interpolation=cv2.INTER_CUBIC
+        )
+        bgr = np.ascontiguousarray(up[..., ::-1], dtype=np.uint8)
+        found = package_detect(bgr, score_threshold=DETECT_MIN_SCORE)
         if not found:
             continue
         x1, y1, x2, y2 = (v / DETECT_UPSCALE for v in found[0][0])

@@ -5,10 +5,11 @@ The embedder is a served face embedder (``mobilefacenet-arcface`` by default: Ar
 features, the strongest embedder here) in PyTorch with its card's weights, frozen. Two ways
 into it:
 
-- :class:`ChipEmbedder`: a grey chip aligned on :data:`~trainer.data.frontalization.FRONTAL_TEMPLATE`
-  (a frontalizer's output, or the true frontal chip) warped by one fixed similarity onto the
-  embedder's template, differentiably (``F.grid_sample``): the identity-preserving loss of
-  both frontalization recipes, and how a frontalized face is embedded when measured.
+- :class:`ChipEmbedder`: a grey chip aligned on the frontal template (a frontalizer's
+  output, or the true frontal chip; :data:`trainer.data.frontalization.FRONTAL_TEMPLATE`)
+  warped by one fixed similarity onto the embedder's template, differentiably
+  (``F.grid_sample``): the identity-preserving loss of both frontalization recipes, and how
+  a frontalized face is embedded when measured.
 - :func:`served_embeddings`: a whole image aligned by RetinaFace's five points onto the
   embedder's template (what ``POST /v1/faces/embed`` does without frontalization).
 
@@ -62,6 +63,10 @@ class ChipEmbedder(nn.Module):
     """A frozen embedder reading grey template-aligned chips (see the module docstring):
     (N, 1, S, S) in [-1, 1] → (N, D) unit-length embeddings."""
 
+    theta: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(
         self,
         network: nn.Module,
@@ -95,9 +100,8 @@ class ChipEmbedder(nn.Module):
         return self
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        theta: torch.Tensor = self.theta
         size = (len(chips), 1, *self.out_size)
-        grid = F.affine_grid(theta.expand(len(chips), 2, 3), list(size), align_corners=False)
+        grid = F.affine_grid(self.theta.expand(len(chips), 2, 3), list(size), align_corners=False)
         warped = F.grid_sample(chips, grid, padding_mode="border", align_corners=False)
         x = warped.expand(-1, 3, -1, -1) * self.scale + self.shift
         return F.normalize(self.network(x).float(), dim=1)

@@ -26,6 +26,7 @@ from trainer.recipes import (  # noqa: E402
     stargan,
     stargan_v2,
     superres,
+    tpgan,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "stargan",
     "stargan_v2",
     "superres",
+    "tpgan",
 ]

@@ -65,9 +65,9 @@ class CAPGGANRecipe(FrontalizationRecipe):
         output: torch.Tensor = generator(image, points)
         return output
 
-    def _agents(self, source: torch.Tensor, heatmaps: torch.Tensor, face: torch.Tensor) -> tuple[
-        torch.Tensor, torch.Tensor
-    ]:
+    def _agents(
+        self, source: torch.Tensor, heatmaps: torch.Tensor, face: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         identity = self.networks["identity_agent"](torch.cat([source, face], dim=1))
         pose = self.networks["pose_agent"](torch.cat([heatmaps, face], dim=1))
         return identity.float(), pose.float()

@@ -42,9 +42,9 @@ class FrontalizationRecipe(Recipe):
     config: FrontalizationConfig
 
     @abstractmethod
-    def frontalize(self, generator: nn.Module, image: torch.Tensor, points: torch.Tensor) -> (
-        torch.Tensor
-    ):
+    def frontalize(
+        self, generator: nn.Module, image: torch.Tensor, points: torch.Tensor
+    ) -> torch.Tensor:
         """The served frontalization of (N, 1, S, S) crops with their (N, 68, 2) points."""
 
     def build_data(self) -> PosePairs:
@@ -58,12 +58,12 @@ class FrontalizationRecipe(Recipe):
             raise TypeError(f"{type(self).__name__} needs pose pairs; {cfg.data.dataset} has none")
         self._train = train
         network, embedder_card = pretrained_network(cfg.identity_model)
-        self.embedder = ChipEmbedder(network, embedder_card, FRONTAL_TEMPLATE, size).to(
-            self.device
-        )
+        self.embedder = ChipEmbedder(network, embedder_card, FRONTAL_TEMPLATE, size).to(self.device)
         profiles = [i for i, (s, _) in enumerate(val.pairs) if s.pose != "forward"]
         held = profiles[: cfg.data.val_images]
-        self._val = {k: v.to(self.device) for k, v in collate([val.sample(i) for i in held]).items()}
+        self._val = {
+            k: v.to(self.device) for k, v in collate([val.sample(i) for i in held]).items()
+        }
         sources = [val.pairs[i][0] for i in held]
         truths = [val.pairs[i][1] for i in held]
         self._served = {
@@ -106,8 +106,7 @@ class FrontalizationRecipe(Recipe):
         output = self.frontalize(generator, image, points).float()
         target = self._val["target"][:SAMPLE_ROWS]
         return [
-            [t.expand(3, -1, -1) for t in row]
-            for row in zip(image, output, target, strict=True)
+            [t.expand(3, -1, -1) for t in row] for row in zip(image, output, target, strict=True)
         ]
 
 
