@@ -44,7 +44,11 @@ at initialisation and at the end, next to the baseline each must beat:
   is better), next to its gap between as many training faces and the held-aside ones (what
   a G as good as the data would score). A growing run also gets one row and one sample grid
   per resolution stage, at the stage's last step (bench/results/train-<config>-<side>px.png).
-
+* capg-gan-cmu, tpgan-cmu: on the held-aside people's 72 left and right CMU faces, the
+  cosine of MobileFaceNet-ArcFace's embedding of the frontalized chip to the served
+  embedding (RetinaFace five-point alignment) of the true frontal image, next to the
+  unfrontalized face's own; and the ROC AUC of profile-vs-frontal verification over every
+  (profile, frontal) pair of those people, with and without frontalization.
 * srresnet-photos, srgan-photos, esrgan-photos-psnr, esrgan-photos: PSNR and SSIM on Y
   (4-px shave) of G(LR) against the HR crop on the fixed bicubic x4 pairs of the 33
   held-aside natural photos, and the gradient energy of G(LR) over the HR's (sharpness, 1 =
@@ -89,6 +93,20 @@ SUPERRES: list[tuple[str, str, str, str]] = [
     ("val_sharpness", "gradient energy / HR's (1 = HR)", "val_sharpness_bicubic", "bicubic"),
 ]
 # config → (metric, what it is, baseline metric, what the baseline is)
+FRONTALIZATION = [
+    (
+        "val_identity_frontalized",
+        "identity cosine to the true frontal",
+        "val_identity_unfrontalized",
+        "unfrontalized face",
+    ),
+    (
+        "val_auc_frontalized",
+        "profile-vs-frontal verification AUC",
+        "val_auc_unfrontalized",
+        "unfrontalized face",
+    ),
+]
 MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
     "pix2pix-facades": [
         ("val_l1", "L1 to the true photo (lower is better)", "val_l1_mean_photo", "mean photo")
@@ -194,6 +212,8 @@ MEASURES: dict[str, list[tuple[str, str, str, str]]] = {
             "training vs held-aside real faces",
         ),
     ],
+    "capg-gan-cmu": FRONTALIZATION,
+    "tpgan-cmu": FRONTALIZATION,
     # In this order: each GAN stage starts from the PSNR run named like its config.
     "srresnet-photos": SUPERRES,
     "srgan-photos": SUPERRES,

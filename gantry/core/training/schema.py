@@ -615,7 +615,7 @@ class FrontalizationConfig(TrainConfig):
     """What both frontalization recipes share: pose pairs of 64 px grey faces, and the
     identity-preserving loss on a frozen served embedder's features (1 - cosine)."""
 
-    data: DataConfig = DataConfig(dataset="cmu_pose_pairs", size=64, val_images=108)
+    data: DataConfig = DataConfig(dataset="cmu_pose_pairs", size=64, val_images=72)
     gan_loss: GanLossName = "lsgan"
     identity_model: str = Field(
         default="mobilefacenet-arcface",
