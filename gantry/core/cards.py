@@ -251,6 +251,26 @@ class LandmarksSpec(_Frozen):
     crop_scale: float = Field(default=1.0, gt=0.0, description="crop side / box's longer side")
 
 
+class FrontalizationSpec(_Frozen):
+    """A face frontalizer: a square grey crop around the detected box and the face's landmark
+    points in → the frontal view of the face, a chip aligned on ``frontal_template``.
+
+    The crop is cut like a landmark crop (``crop_scale`` times the box's longer side, centred
+    on the box); the points are ``landmark_model``'s, relative to that crop. The output's five
+    points (eye centres, nose tip, mouth corners, as seen) sit at ``frontal_template``
+    (fractions of its side), which is how a frontalized face is aligned for an embedder.
+    """
+
+    task: Literal["face_frontalization"] = "face_frontalization"
+    crop_scale: float = Field(gt=0.0, description="crop side / box's longer side")
+    landmark_model: str = Field(description="the landmark model whose points the network reads")
+    num_points: int = Field(ge=1, description="points per face the network reads")
+    frontal_template: tuple[tuple[float, float], ...] = Field(
+        min_length=5, max_length=5, description="the output's five points, fractions of its side"
+    )
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+
 TaskSpec = Annotated[
     SuperresSpec
     | ImageToImageSpec
@@ -263,7 +283,8 @@ TaskSpec = Annotated[
     | LandmarksSpec
     | FaceEditSpec
     | StyleTranslationSpec
-    | GenerationSpec,
+    | GenerationSpec
+    | FrontalizationSpec,
     Field(discriminator="task"),
 ]
 Task = Literal[
@@ -279,6 +300,7 @@ Task = Literal[
     "face_edit",
     "style_translation",
     "generation",
+    "face_frontalization",
 ]
 
 

@@ -60,3 +60,12 @@ def to_unit_range(chw: NDArray[Any], output_range: tuple[float, float]) -> NDArr
     if (lo, hi) != (0.0, 1.0):
         x = (x - np.float32(lo)) / np.float32(hi - lo)
     return x
+
+
+def normalise_grey(grey: NDArray[np.uint8], card: ModelCard) -> NDArray[np.float32]:
+    """HxW or NxHxW 8-bit grey → 1xHxW / Nx1xHxW float32 in the card's value range, less its
+    (first channel's) mean, over its standard deviation (a grey network's input)."""
+    lo, hi = card.value_range
+    x = lo + (hi - lo) * grey.astype(np.float32) / 255.0
+    x = (x - card.mean[0]) / card.std[0]
+    return np.ascontiguousarray(x[..., None, :, :], dtype=np.float32)

@@ -1,4 +1,5 @@
-"""Faces: RetinaFace and MTCNN detectors, embedders, landmark nets; templates and thresholds."""
+"""Faces: RetinaFace and MTCNN detectors, embedders, landmark nets, frontalizers; templates and
+thresholds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from gantry.core.cards import (
     DetectionSpec,
     DetectionStageSpec,
     EmbeddingSpec,
+    FrontalizationSpec,
     LandmarksSpec,
     ModelCard,
     PriorSpec,
@@ -15,6 +17,13 @@ from gantry.core.cards import (
     WeightsSpec,
 )
 from trainer.catalog import CARDS
+from trainer.data.frontalization import CROP_SCALE as FRONTAL_CROP_SCALE
+from trainer.data.frontalization import FRONTAL_TEMPLATE
+from trainer.data.frontalization import LANDMARK_MODEL as FRONTAL_LANDMARK_MODEL
+
+# The frontalizers' crops (trainer/data/frontalization.py trains them on these).
+FRONTAL_SIZE = 64
+FRONTAL_POINTS = 68
 
 # --- RetinaFace ------------------------------------------------------------------------------
 
@@ -352,4 +361,78 @@ def pfld_300w() -> ModelCard:
             research_only=True,
         ),
         spec=LandmarksSpec(num_points=68, scheme="ibug68", crop_scale=PFLD_CROP_SCALE),
+    )
+
+
+# --- frontalization --------------------------------------------------------------------------
+
+_CMU_LICENSE = (
+    "research only: trained on ../shared/data/train/cmu_faces_pose (CMU Face Images, Tom "
+    "Mitchell, via the UCI repository: educational and research use with attribution); the "
+    "identity loss used MobileFaceNet-ArcFace (MS1M, research only); architecture after {paper}"
+)
+
+
+def _frontalizer(name: str, architecture: str, description: str, paper: str) -> ModelCard:
+    """A frontalizer trained here on the CMU pose pairs (64 px grey, face-api points)."""
+    return ModelCard(
+        name=name,
+        architecture=architecture,
+        description=description + " Version 1 is the short run `gantry models build` trains; "
+        f"`gantry train {name} --publish` trains the full config and publishes the next "
+        "version.",
+        inputs=(
+            TensorSpec(name="image", dims=(1, FRONTAL_SIZE, FRONTAL_SIZE)),
+            TensorSpec(name="points", dims=(FRONTAL_POINTS, 2)),
+        ),
+        outputs=(TensorSpec(name="frontal", dims=(1, FRONTAL_SIZE, FRONTAL_SIZE)),),
+        value_range=(-1.0, 1.0),
+        max_batch_size=8,
+        preferred_batch_sizes=(2, 4),
+        weights=WeightsSpec(
+            importer="training_run",
+            source=f"trained by `gantry models build` (config {name}, its build_steps) on "
+            "../shared/data/train/cmu_faces_pose (held-aside people excluded); or a run's "
+            "generator.pth",
+            license=_CMU_LICENSE.format(paper=paper),
+            upstream=f"{paper} (no official PyTorch checkpoint; our own layer names)",
+            research_only=True,
+        ),
+        spec=FrontalizationSpec(
+            crop_scale=FRONTAL_CROP_SCALE,
+            landmark_model=FRONTAL_LANDMARK_MODEL,
+            num_points=FRONTAL_POINTS,
+            frontal_template=FRONTAL_TEMPLATE,
+        ),
+    )
+
+
+@CARDS.register("capg-gan-cmu")
+def capg_gan_cmu() -> ModelCard:
+    """CAPG-GAN trained here on the CMU pose faces (research only)."""
+    return _frontalizer(
+        "capg-gan-cmu",
+        "capg_generator",
+        "CAPG-GAN (Hu et al. 2018) face frontalization: an encoder-decoder reading a 64x64 "
+        "grey face crop and the heatmaps of its 68 points (face-api.js's) and of the frontal "
+        "pose's, trained against an identity agent and a pose agent with a multi-scale pixel "
+        "loss, MobileFaceNet-ArcFace identity loss and TV on the CMU pose faces (3.4M "
+        "parameters). Outputs a 64x64 grey frontal chip.",
+        "Hu et al. 2018 (CAPG-GAN)",
+    )
+
+
+@CARDS.register("tpgan-cmu")
+def tpgan_cmu() -> ModelCard:
+    """TP-GAN trained here on the CMU pose faces (research only)."""
+    return _frontalizer(
+        "tpgan-cmu",
+        "tpgan_generator",
+        "TP-GAN (Huang et al. 2017) face frontalization: a global pathway on a 64x64 grey "
+        "face crop and four local pathways on patches around its eyes, nose and mouth "
+        "(located by face-api.js's 68 points), fused at the frontal chip's part positions; "
+        "trained with multi-scale pixel, local patch, symmetry, adversarial, "
+        "MobileFaceNet-ArcFace identity and TV losses on the CMU pose faces (1.8M "
+        "parameters). Outputs a 64x64 grey frontal chip.",
+        "Huang et al. 2017 (TP-GAN)",
     )

@@ -43,8 +43,10 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from gantry.core.alignment import align_faces
+from gantry.core.alignment import align_faces, similarity_transform
+from gantry.core.cards import LandmarksSpec, ModelCard
 from gantry.core.landmarks import crop_squares, cut_crops, five_points, to_image_points
+from gantry.core.preprocess import normalise
 from trainer.data import Split, register_dataset
 from trainer.data.landmarks import FLIP_68
 from trainer.data.sampling import sample_seed
@@ -73,79 +75,104 @@ FRONTAL_TEMPLATE: tuple[tuple[float, float], ...] = (
 )
 
 
+def held_aside(people: list[str], person: str) -> bool:
+    """Whether ``person`` belongs to the held-aside split (every fourth, in name order)."""
+    return sorted(people).index(person) % HELD_ASIDE_EVERY == HELD_ASIDE_EVERY - 1
+
+
 @dataclass(frozen=True)
-class PoseFace:
-    """One annotated CMU image: grey pixels, RetinaFace box and face-api's 68 points (both in
-    the image's pixels)."""
+class FaceFound:
+    """RetinaFace's box and five points and face-api's 68 points on one grey image (in its
+    pixels)."""
+
+    box: tuple[float, float, float, float]
+    detector_points: NDArray[np.float64]
+    points: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PoseFace(FaceFound):
+    """One annotated CMU image: its labels and grey pixels, with what :func:`locate_face`
+    found."""
 
     person: str
     pose: str
     expression: str
     eyes: str
     grey: NDArray[np.uint8]
-    box: tuple[float, float, float, float]
-    detector_points: NDArray[np.float64]  # RetinaFace's five, in FRONTAL_TEMPLATE's order
-    points: NDArray[np.float64]
 
 
-def held_aside(people: list[str], person: str) -> bool:
-    """Whether ``person`` belongs to the held-aside split (every fourth, in name order)."""
-    return sorted(people).index(person) % HELD_ASIDE_EVERY == HELD_ASIDE_EVERY - 1
+@functools.lru_cache(maxsize=1)
+def _landmark_network() -> tuple[torch.nn.Module, ModelCard]:
+    from trainer.weights.loader import pretrained_network
+
+    return pretrained_network(LANDMARK_MODEL)
+
+
+def locate_face(grey: NDArray[np.uint8]) -> FaceFound | None:
+    """The most confident face RetinaFace finds in ``grey`` (upscaled 4x) with face-api's
+    points on it; None when there is none."""
+    from trainer.weights.retinaface_reference import package_detect
+
+    net, landmark_card = _landmark_network()
+    spec = landmark_card.spec
+    assert isinstance(spec, LandmarksSpec) and landmark_card.input_hw is not None
+    h, w = grey.shape
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    up = cv2.resize(rgb, (w * DETECT_UPSCALE, h * DETECT_UPSCALE), interpolation=cv2.INTER_CUBIC)
+    found = package_detect(
+        np.ascontiguousarray(up[..., ::-1], dtype=np.uint8), score_threshold=DETECT_MIN_SCORE
+    )
+    if not found:
+        return None
+    x1, y1, x2, y2 = (v / DETECT_UPSCALE for v in found[0][0])
+    squares = crop_squares([(x1, y1, x2, y2)], spec.crop_scale)
+    crop = cut_crops(rgb, squares, landmark_card.input_hw)
+    with torch.no_grad():
+        relative = net(torch.from_numpy(normalise(crop, landmark_card))).numpy()
+    return FaceFound(
+        box=(x1, y1, x2, y2),
+        # cv2 pixel centres (alignment warps use them): u_4x + 0.5 = 4 (u + 0.5).
+        detector_points=(found[0][2].astype(np.float64) + 0.5) / DETECT_UPSCALE - 0.5,
+        points=to_image_points(relative, squares)[0],
+    )
 
 
 @functools.lru_cache(maxsize=2)
 def annotate(root: Path) -> tuple[PoseFace, ...]:
-    """Every CMU image RetinaFace finds a face in, with its box and 68 points."""
-    from gantry.core.cards import LandmarksSpec
-    from gantry.core.preprocess import normalise
-    from trainer.weights.loader import pretrained_network
-    from trainer.weights.retinaface_reference import package_detect
-
-    net, landmark_card = pretrained_network(LANDMARK_MODEL)
-    spec = landmark_card.spec
-    assert isinstance(spec, LandmarksSpec) and landmark_card.input_hw is not None
+    """Every CMU image RetinaFace finds a face in, with its box and points."""
     with (root / "labels.csv").open() as f:
         rows = list(csv.DictReader(f))
     faces = []
     for row in rows:
         with Image.open(root / row["path"]) as im:
             grey = np.asarray(im.convert("L"))
-        h, w = grey.shape
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
-        up = cv2.resize(
-            rgb, (w * DETECT_UPSCALE, h * DETECT_UPSCALE), interpolation=cv2.INTER_CUBIC
-        )
-        bgr = np.ascontiguousarray(up[..., ::-1], dtype=np.uint8)
-        found = package_detect(bgr, score_threshold=DETECT_MIN_SCORE)
-        if not found:
+        found = locate_face(grey)
+        if found is None:
             continue
-        x1, y1, x2, y2 = (v / DETECT_UPSCALE for v in found[0][0])
-        box = (x1, y1, x2, y2)
-        squares = crop_squares([box], spec.crop_scale)
-        crop = cut_crops(rgb, squares, landmark_card.input_hw)
-        with torch.no_grad():
-            relative = net(torch.from_numpy(normalise(crop, landmark_card))).numpy()
         faces.append(
             PoseFace(
+                box=found.box,
+                detector_points=found.detector_points,
+                points=found.points,
                 person=row["person"],
                 pose=row["pose"],
                 expression=row["expression"],
                 eyes=row["eyes"],
                 grey=grey,
-                box=box,
-                # cv2 pixel centres (alignment warps use them): u_4x + 0.5 = 4 (u + 0.5).
-                detector_points=(found[0][2].astype(np.float64) + 0.5) / DETECT_UPSCALE - 0.5,
-                points=to_image_points(relative, squares)[0],
             )
         )
     return tuple(faces)
 
 
 def source_crop(
-    face: PoseFace, size: int, jitter: NDArray[np.float64] | None = None
+    face: FaceFound,
+    grey: NDArray[np.uint8],
+    size: int,
+    jitter: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
-    """The frontalizer's input crop of ``face`` (``size`` squared, grey) and its 68 points
-    relative to the crop; ``jitter`` = (dx, dy, dscale) as fractions of the side."""
+    """The frontalizer's input crop of the face in ``grey`` (``size`` squared) and its 68
+    points relative to the crop; ``jitter`` = (dx, dy, dscale) as fractions of the side."""
     square = crop_squares([face.box], CROP_SCALE)
     if jitter is not None:
         side = square[0, 2]
@@ -155,7 +182,7 @@ def source_crop(
             square[0, 1] + jitter[1] * side - (grown - side) / 2,
             grown,
         )
-    crop = cut_crops(face.grey, square, (size, size))[0]
+    crop = cut_crops(grey, square, (size, size))[0]
     points = (face.points - square[0, :2]) / square[0, 2]
     return crop, points
 
@@ -163,8 +190,6 @@ def source_crop(
 def frontal_chip(face: PoseFace, size: int) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
     """``face`` aligned onto :data:`FRONTAL_TEMPLATE` (``size`` squared, grey) and its 68
     points relative to the chip."""
-    from gantry.core.alignment import similarity_transform
-
     template = np.asarray(FRONTAL_TEMPLATE, np.float64) * size
     five = five_points(face.points[None], "ibug68")
     chip = align_faces(np.repeat(face.grey[:, :, None], 3, axis=2), five, template, (size, size))
@@ -209,7 +234,7 @@ class PosePairs:
         if self.jitter:
             rng = np.random.default_rng(sample_seed(index, None))
             jitter = rng.uniform(-1, 1, 3) * (SHIFT_JITTER, SHIFT_JITTER, SCALE_JITTER)
-        crop, points = source_crop(source, self.size, jitter)
+        crop, points = source_crop(source, source.grey, self.size, jitter)
         chip, chip_points = self._chips[id(truth)]
         sample = {
             "image": _tensor(crop),

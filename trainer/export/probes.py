@@ -24,7 +24,7 @@ from gantry.core.cards import (
 )
 from gantry.core.labelmaps import classes_from_ids, generator_input
 from gantry.core.latents import seeded_latents
-from gantry.core.preprocess import face_square, normalise
+from gantry.core.preprocess import face_square, normalise, normalise_grey
 from gantry.core.registry import Registry
 from trainer.export.onnx import ProbeInput
 
@@ -232,6 +232,41 @@ def _seeded_latents(card: ModelCard, data_dir: Path) -> Probe:
     spec = card.spec
     assert isinstance(spec, GenerationSpec)
     return [(f"seed {seed}", seeded_latents(spec.latent_dim, seed)[0]) for seed in (0, 1)]
+
+
+# Half-profiles of two people the frontalizers never trained on (held aside), one each way.
+_CMU_PROFILES = (
+    "train/cmu_faces_pose/dave/dave_left_neutral_eyes.png",
+    "train/cmu_faces_pose/henry/henry_right_happy_sunglasses.png",
+)
+
+
+@PROBES.register("face_frontalization")
+def _frontalization_crops(card: ModelCard, data_dir: Path) -> Probe:
+    """Two CMU half-profiles cut as serving cuts them (the crop around RetinaFace's box, in
+    the card's range) with face-api's points relative to the crop; a fixed random crop and
+    random points without the data."""
+    from trainer.data.frontalization import locate_face, source_crop
+
+    hw = card.input_hw
+    assert hw is not None
+    probes: list[tuple[str, ProbeInput]] = []
+    for rel in _CMU_PROFILES:
+        if not (data_dir / rel).exists():
+            continue
+        grey = np.asarray(Image.open(data_dir / rel).convert("L"))
+        found = locate_face(grey)
+        if found is None:
+            continue
+        crop, points = source_crop(found, grey, hw[0])
+        pixels = normalise_grey(crop, card)
+        probes.append((rel, (pixels, points.astype(np.float32))))
+    if not probes:
+        rng = np.random.default_rng(0)
+        pixels = rng.uniform(-1, 1, (1, *hw)).astype(np.float32)
+        points = rng.uniform(0.3, 0.7, (card.inputs[1].dims[0], 2)).astype(np.float32)
+        probes.append(("random-64x64", (pixels, points)))
+    return probes
 
 
 def probe_inputs(card: ModelCard, data_dir: Path) -> Probe:
