@@ -46,12 +46,14 @@ MODEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/faces/embed", "model"): ("face_embedding",),
     ("/v1/faces/verify", "model"): ("face_embedding",),
     ("/v1/faces/landmarks", "model"): ("face_landmarks",),
+    ("/v1/faces/frontalize", "model"): ("face_frontalization",),
 }
 ALIGN_PATHS = ("/v1/faces/embed", "/v1/faces/verify")
 DETECTOR_FIELDS = (
     ("/v1/faces/detect", "detector"),
     ("/v1/faces/embed", "detector"),
     ("/v1/faces/landmarks", "detector"),
+    ("/v1/faces/frontalize", "detector"),
 )
 
 

@@ -125,6 +125,25 @@ class Landmarks(_Model):
     models: list[ModelRef] = Field(description="the detector's model(s) and versions")
 
 
+class FrontalFace(_Model):
+    """One detected face and its frontal view."""
+
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2")
+    score: float
+    image: str = Field(description="the frontal view: a base64 PNG, square, 8-bit grey")
+
+
+class Frontalizations(_Model):
+    width: int
+    height: int
+    faces: list[FrontalFace]
+    model: str
+    version: int
+    landmark_model: ModelRef = Field(description="the model whose points the frontalizer read")
+    detector: str
+    models: list[ModelRef] = Field(description="the detector's model(s) and versions")
+
+
 class Detections(_Model):
     width: int
     height: int

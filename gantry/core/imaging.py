@@ -327,3 +327,9 @@ def encode_image(
     if not ok:
         raise Internal("encode_failed", f"could not encode the result as {fmt}")
     return bytes(buf)
+
+
+def grey_png(grey: NDArray[np.uint8]) -> bytes:
+    """An 8-bit grey image as PNG bytes (8-bit greyscale)."""
+    rgb = np.repeat(grey[:, :, None].astype(np.float32) / 255.0, 3, axis=2)
+    return encode_image(rgb, alpha=None, grayscale=True, bit_depth=8, fmt="png")

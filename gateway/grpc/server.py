@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gantry.core.errors import ErrorKind, GantryError, InvalidInput
+from gantry.core.imaging import grey_png
 from gantry.serving.faces.service import FacePipeline, FaceResult, VerifyResult
 from gateway.deps import AppState
 from gateway.grpc.protos import ensure_generated
@@ -173,6 +174,7 @@ class FaceVerificationServicer:
                 version=_version(r),
                 detector=r.detector or None,
                 align=r.align or None,
+                frontalize=r.frontalize,
             )
             return faces_pb2.EmbedResponse(
                 width=result.width,
@@ -205,6 +207,33 @@ class FaceVerificationServicer:
 
         return await self._unary(request, context, call)
 
+    async def Frontalize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        async def call(r: faces_pb2.FrontalizeRequest) -> faces_pb2.FrontalizeResponse:
+            result = await self.faces.frontalize(
+                data=r.image,
+                model=r.model or None,
+                version=_version(r),
+                detector=r.detector or None,
+                min_score=_float(r, "min_score"),
+            )
+            name, landmark_version = result.landmark_model
+            return faces_pb2.FrontalizeResponse(
+                width=result.width,
+                height=result.height,
+                faces=[
+                    faces_pb2.FrontalFace(box=f.box, score=f.score, image=grey_png(chip))
+                    for f, chip in zip(
+                        (f.rounded() for f in result.faces), result.chips, strict=True
+                    )
+                ],
+                model=result.model,
+                model_version=result.version,
+                landmark_model=faces_pb2.ModelVersion(name=name, version=landmark_version),
+                detectors=[faces_pb2.ModelVersion(name=n, version=v) for n, v in result.models],
+            )
+
+        return await self._unary(request, context, call)
+
     async def _verify(self, request: faces_pb2.VerifyRequest) -> faces_pb2.VerifyResponse:
         result = await self.faces.verify(
             data_a=request.image_a,
@@ -213,6 +242,7 @@ class FaceVerificationServicer:
             version=_version(request),
             threshold=_float(request, "threshold"),
             align=request.align or None,
+            frontalize=request.frontalize,
         )
         return verify_message(result, request.id)
 

@@ -1,11 +1,13 @@
-"""POST /v1/faces/detect, /v1/faces/embed, /v1/faces/verify, /v1/faces/landmarks."""
+"""POST /v1/faces/detect, /embed, /verify, /landmarks and /frontalize."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Response
 
+from gantry.core.imaging import grey_png
 from gantry.serving.faces.service import DETECTOR_ALIGNMENT, MIN_SCORE_RANGE, THRESHOLD_RANGE
 from gateway.deps import StateDep
 from gateway.errors import errors
@@ -22,6 +24,8 @@ from gateway.schemas import (
     EmbeddedFace,
     Embeddings,
     Face,
+    FrontalFace,
+    Frontalizations,
     LandmarkedFace,
     Landmarks,
     ModelRef,
@@ -40,6 +44,13 @@ AlignField = Annotated[
         description=f"the five points chips are aligned by: {DETECTOR_ALIGNMENT} (the "
         "detector's, the default) or a landmark model of /v1/models (e.g. pfld-300w): its eye "
         "centres, nose tip and mouth corners"
+    ),
+]
+FrontalizeField = Annotated[
+    bool,
+    Form(
+        description="embed each face's frontal view (detect → landmarks → the default "
+        "frontalizer), aligned by its frontal template, instead of the face itself"
     ),
 ]
 RESPONSES = {200: {"headers": MODEL_HEADERS}, **errors(400, 404, 413, 415, 422, 502, 503)}
@@ -83,11 +94,17 @@ async def embed(
     version: VersionField = None,
     detector: DetectorField = None,
     align: AlignField = None,
+    frontalize: FrontalizeField = False,
 ) -> Embeddings:
     """As detect, each face with an L2-normalised embedding."""
     data = await read_upload(image, state.settings.max_upload_bytes)
     result = await state.pipelines.faces.embed(
-        data=data, model=model, version=version, detector=detector, align=align
+        data=data,
+        model=model,
+        version=version,
+        detector=detector,
+        align=align,
+        frontalize=frontalize,
     )
     response.headers.update(model_headers(result.model, result.version))
     return Embeddings(
@@ -129,6 +146,40 @@ async def landmarks(
     )
 
 
+@router.post("/frontalize", responses=RESPONSES)
+async def frontalize(
+    state: StateDep,
+    response: Response,
+    image: ImageFile,
+    model: ModelField = None,
+    version: VersionField = None,
+    detector: DetectorField = None,
+    min_score: MinScoreField = None,
+) -> Frontalizations:
+    """As detect, each face with its frontal view (detect → landmarks → frontalize), a
+    square grey PNG; ``version`` is the frontalizer's."""
+    data = await read_upload(image, state.settings.max_upload_bytes)
+    result = await state.pipelines.faces.frontalize(
+        data=data, model=model, version=version, detector=detector, min_score=min_score
+    )
+    response.headers.update(model_headers(result.model, result.version))
+    faces = [f.rounded() for f in result.faces]
+    name, landmark_version = result.landmark_model
+    return Frontalizations(
+        width=result.width,
+        height=result.height,
+        faces=[
+            FrontalFace(box=f.box, score=f.score, image=base64.b64encode(grey_png(chip)).decode())
+            for f, chip in zip(faces, result.chips, strict=True)
+        ],
+        model=result.model,
+        version=result.version,
+        landmark_model=ModelRef(name=name, version=landmark_version),
+        detector=result.detector,
+        models=[ModelRef(name=n, version=v) for n, v in result.models],
+    )
+
+
 @router.post("/verify", responses=RESPONSES)
 async def verify(
     state: StateDep,
@@ -139,6 +190,7 @@ async def verify(
     version: VersionField = None,
     threshold: Annotated[float | None, Form(ge=THRESHOLD_RANGE[0], le=THRESHOLD_RANGE[1])] = None,
     align: AlignField = None,
+    frontalize: FrontalizeField = False,
 ) -> Verification:
     """Whether the largest face of each image is the same person; 422 `no_face` if none."""
     limit = state.settings.max_upload_bytes
@@ -150,6 +202,7 @@ async def verify(
         version=version,
         threshold=threshold,
         align=align,
+        frontalize=frontalize,
     )
     response.headers.update(model_headers(result.model, result.version))
     return Verification(

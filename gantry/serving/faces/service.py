@@ -19,7 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gantry.core.alignment import align_faces
-from gantry.core.cards import BuiltCard, DetectionSpec, EmbeddingSpec, LandmarksSpec
+from gantry.core.cards import (
+    BuiltCard,
+    DetectionSpec,
+    EmbeddingSpec,
+    FrontalizationSpec,
+    LandmarksSpec,
+)
 from gantry.core.errors import Internal, InvalidInput, TooLarge
 from gantry.core.imaging import decode_rgb8
 from gantry.core.landmarks import (
@@ -29,7 +35,7 @@ from gantry.core.landmarks import (
     five_points,
     to_image_points,
 )
-from gantry.core.preprocess import normalise
+from gantry.core.preprocess import normalise, normalise_grey
 from gantry.core.registry import Registry
 from gantry.core.settings import Settings
 from gantry.serving.catalog import ModelCatalog
@@ -112,6 +118,16 @@ class LandmarksResult(DetectResult):
 
 
 @dataclass(frozen=True)
+class FrontalizeResult(DetectResult):
+    """Faces with their frontal views: ``chips[k]`` is face k's (S, S) 8-bit grey chip."""
+
+    chips: tuple[NDArray[np.uint8], ...] = ()
+    model: str = ""
+    version: int = 0
+    landmark_model: tuple[str, int] = ("", 0)
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """The comparison of the largest face of two images."""
 
@@ -149,6 +165,13 @@ def landmarks_spec(built: BuiltCard) -> LandmarksSpec:
     spec = built.card.spec
     if not isinstance(spec, LandmarksSpec) or built.card.input_hw is None:
         raise Internal("bad_card", f"{built.name} has no crop size or point layout")
+    return spec
+
+
+def frontalization_spec(built: BuiltCard) -> FrontalizationSpec:
+    spec = built.card.spec
+    if not isinstance(spec, FrontalizationSpec) or built.card.input_hw is None:
+        raise Internal("bad_card", f"{built.name} has no crop size or frontal template")
     return spec
 
 
@@ -389,16 +412,17 @@ class FacePipeline:
         version: int | None = None,
         detector: str | None = None,
         align: str | None = None,
+        frontalize: bool = False,
     ) -> EmbedResult:
-        """Every face of an image with its L2-normalised embedding; ``align`` as in
-        :meth:`alignment_faces`."""
+        """Every face of an image with its L2-normalised embedding; ``align`` and
+        ``frontalize`` as in :meth:`embedding_groups`."""
         built = self.embedder(model, version)
         self.check_detect_options(detector, None)
         rgb = await self.decode(data)
         detections, models = await self.detect_rgb(rgb, detector, None)
         faces = [_face(d) for d in detections]
         vectors = await self.embed_chips(
-            built, [(rgb, await self.alignment_faces(rgb, faces, align))]
+            built, await self.embedding_groups(rgb, faces, align, frontalize)
         )
         with_vectors = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
@@ -507,6 +531,110 @@ class FacePipeline:
             for f, p in zip(faces, five, strict=True)
         ]
 
+    # --- frontalization ----------------------------------------------------------------------
+    def frontalizer(self, model: str | None, version: int | None = None) -> BuiltCard:
+        """The frontalizer's card (the default frontalizer when ``model`` is None)."""
+        return self.catalog.resolve(
+            model or self.settings.default_frontalizer, task="face_frontalization", version=version
+        )
+
+    async def frontal_chips(
+        self, built: BuiltCard, rgb: NDArray[np.uint8], faces: Sequence[FaceResult]
+    ) -> tuple[NDArray[np.uint8], BuiltCard]:
+        """``(K, S, S)`` 8-bit grey frontal views of the faces, and the landmark model that
+        located the points the frontalizer read.
+
+        Each face: the card's landmark model's points, the card's square crop around the box
+        in grey (BT.601 luma, as the training faces), the points relative to that crop; all
+        faces of the image in as few Triton calls as the batch allows.
+        """
+        card = built.card
+        spec = frontalization_spec(built)
+        hw = card.input_hw
+        assert hw is not None  # frontalization_spec checked it
+        landmarker = self.landmarker(spec.landmark_model)
+        if landmarks_spec(landmarker).num_points != spec.num_points:
+            raise Internal("bad_card", f"{built.name} reads {spec.num_points} points")
+        points = await self.locate_points(landmarker, rgb, faces)
+        squares = crop_squares([f.box for f in faces], spec.crop_scale)
+        crops = cut_crops(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), squares, hw)
+        relative = ((points - squares[:, None, :2]) / squares[:, None, 2:3]).astype(np.float32)
+        names = [t.name for t in card.inputs]
+        chips = []
+        for start in range(0, len(crops), card.max_batch_size):
+            end = start + card.max_batch_size
+            inputs = {
+                names[0]: normalise_grey(crops[start:end], card),
+                names[1]: relative[start:end],
+            }
+            out = await self.triton.infer(
+                card.name, inputs, [card.outputs[0].name], version=built.version
+            )
+            chips.append(out[card.outputs[0].name][:, 0])
+        if not chips:
+            return np.zeros((0, *hw), np.uint8), landmarker
+        lo, hi = spec.output_range
+        frontal = (np.concatenate(chips) - lo) / (hi - lo) * 255.0
+        return np.clip(np.rint(frontal), 0, 255).astype(np.uint8), landmarker
+
+    async def frontalize(
+        self,
+        *,
+        data: bytes,
+        model: str | None = None,
+        version: int | None = None,
+        detector: str | None = None,
+        min_score: float | None = None,
+    ) -> FrontalizeResult:
+        """Every face of an image with its frontal view (detect → landmarks → frontalize);
+        ``version`` is the frontalizer's."""
+        built = self.frontalizer(model, version)
+        frontalization_spec(built)
+        self.check_detect_options(detector, min_score)
+        rgb = await self.decode(data)
+        detections, detectors = await self.detect_rgb(rgb, detector, min_score)
+        faces = [_face(d) for d in detections]
+        chips, landmarker = await self.frontal_chips(built, rgb, faces)
+        return FrontalizeResult(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            faces=faces,
+            detector=detector or self.settings.default_detector,
+            models=tuple((m.name, m.version) for m in detectors),
+            chips=tuple(chips),
+            model=built.name,
+            version=built.version,
+            landmark_model=(landmarker.name, landmarker.version),
+        )
+
+    async def embedding_groups(
+        self,
+        rgb: NDArray[np.uint8],
+        faces: Sequence[FaceResult],
+        align: str | None,
+        frontalize: bool,
+    ) -> list[tuple[NDArray[np.uint8], Sequence[FaceResult]]]:
+        """What :meth:`embed_chips` aligns: the image and its faces with the five points of
+        ``align`` (:meth:`alignment_faces`), or, with ``frontalize``, each face's frontal
+        view (the default frontalizer's) with its card's frontal template as the points."""
+        if not frontalize:
+            return [(rgb, await self.alignment_faces(rgb, faces, align))]
+        if align is not None and align != DETECTOR_ALIGNMENT:
+            raise InvalidInput(
+                "invalid_alignment",
+                "frontalize=true aligns each frontal view by its frontalizer's template; "
+                "send align or frontalize, not both",
+            )
+        built = self.frontalizer(None)
+        spec = frontalization_spec(built)
+        chips, _ = await self.frontal_chips(built, rgb, faces)
+        side = chips.shape[1] if len(chips) else 0
+        template = tuple((x * side, y * side) for x, y in spec.frontal_template)
+        return [
+            (np.repeat(chip[:, :, None], 3, axis=2), [FaceResult(f.box, f.score, template)])
+            for chip, f in zip(chips, faces, strict=True)
+        ]
+
     # --- verification -----------------------------------------------------------------------
     async def _largest_face(self, data: bytes, which: str) -> tuple[NDArray[np.uint8], FaceResult]:
         rgb = await self.decode(data)
@@ -525,9 +653,10 @@ class FacePipeline:
         version: int | None = None,
         threshold: float | None = None,
         align: str | None = None,
+        frontalize: bool = False,
     ) -> VerifyResult:
-        """Whether the largest faces of two images are the same person; ``align`` as in
-        :meth:`alignment_faces`."""
+        """Whether the largest faces of two images are the same person; ``align`` and
+        ``frontalize`` as in :meth:`embedding_groups`."""
         if threshold is not None and not in_range(threshold, THRESHOLD_RANGE):
             raise InvalidInput(
                 "invalid_threshold", "threshold must be a cosine similarity between -1 and 1"
@@ -542,11 +671,11 @@ class FacePipeline:
         (rgb_a, face_a), (rgb_b, face_b) = await asyncio.gather(
             self._largest_face(data_a, "image_a"), self._largest_face(data_b, "image_b")
         )
-        (chip_a,), (chip_b,) = await asyncio.gather(
-            self.alignment_faces(rgb_a, [face_a], align),
-            self.alignment_faces(rgb_b, [face_b], align),
+        groups_a, groups_b = await asyncio.gather(
+            self.embedding_groups(rgb_a, [face_a], align, frontalize),
+            self.embedding_groups(rgb_b, [face_b], align, frontalize),
         )
-        vectors = await self.embed_chips(built, [(rgb_a, [chip_a]), (rgb_b, [chip_b])])
+        vectors = await self.embed_chips(built, [*groups_a, *groups_b])
         similarity = float(np.dot(vectors[0], vectors[1]))
         faces = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
