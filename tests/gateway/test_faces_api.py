@@ -350,3 +350,109 @@ def test_the_openapi_document_types_landmarks_and_alignment(client: TestClient) 
     assert landmarks["model"]["$ref"] == "#/components/schemas/FaceLandmarksModel"
     assert landmarks["detector"]["$ref"] == "#/components/schemas/Detector"
     assert {"scheme", "models"} <= set(schemas["Landmarks"]["properties"])
+
+
+# --- frontalization --------------------------------------------------------------------------
+
+CMU = DATA / "train" / "cmu_faces_pose"
+FRONTALIZERS = ("capg-gan-cmu", "tpgan-cmu")
+
+
+def _cmu_photo(relative: str, scale: int = 4) -> bytes:
+    """A CMU pose face (64x60 grey) upscaled ``scale`` times, as a PNG: at its own size the
+    face is about 20 px wide, under RetinaFace's smallest anchors."""
+    grey = Image.open(CMU / relative).convert("L")
+    big = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _chip(encoded: str) -> np.ndarray:  # type: ignore[type-arg]
+    import base64
+
+    with Image.open(io.BytesIO(base64.b64decode(encoded))) as im:
+        assert im.format == "PNG" and im.mode == "L"
+        return np.asarray(im)
+
+
+@pytest.mark.parametrize("model", FRONTALIZERS)
+def test_frontalize_answers_a_square_grey_frontal_view_per_face(
+    client: TestClient, model: str
+) -> None:
+    image = _cmu_photo("dave/dave_left_neutral_eyes.png")  # a held-aside person's half-profile
+    response = _post(client, "/v1/faces/frontalize", {"image": image}, model=model)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gantry-model"] == model
+    body = response.json()
+    assert (body["model"], body["version"], body["detector"]) == (model, 1, "retinaface")
+    assert body["landmark_model"] == {"name": "faceapi-landmark68", "version": 1}
+    assert (body["width"], body["height"]) == (256, 240)
+    (face,) = body["faces"]
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 256 and 0 <= y1 < y2 <= 240 and face["score"] >= 0.5
+    chip = _chip(face["image"])
+    assert chip.shape == (64, 64)
+    assert chip.std() > 5  # a face, not a flat square
+
+
+def test_frontalize_gives_one_view_per_face_of_a_group(client: TestClient) -> None:
+    image = (VOC / GROUP).read_bytes()
+    detected = _post(client, "/v1/faces/detect", {"image": image}).json()
+    body = _post(client, "/v1/faces/frontalize", {"image": image}).json()
+    assert [f["box"] for f in body["faces"]] == [f["box"] for f in detected["faces"]]
+    assert all(_chip(f["image"]).shape == (64, 64) for f in body["faces"])
+    faceless = _post(client, "/v1/faces/frontalize", {"image": NO_FACE.read_bytes()})
+    assert faceless.status_code == 200 and faceless.json()["faces"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "expected"),
+    [
+        ("/v1/faces/frontalize", {"model": "faceapi-landmark68"}, (422, "unknown_model")),
+        ("/v1/faces/frontalize", {"detector": "haar"}, (422, "unknown_detector")),
+        ("/v1/faces/frontalize", {"version": "9"}, (404, "unknown_version")),
+        (
+            "/v1/faces/embed",
+            {"frontalize": "true", "align": "faceapi-landmark68"},
+            (422, "invalid_alignment"),
+        ),
+        ("/v1/faces/embed", {"frontalize": "maybe"}, (422, "invalid_request")),
+    ],
+)
+def test_frontalize_options_are_checked(
+    client: TestClient, path: str, fields: dict[str, str], expected: tuple[int, str]
+) -> None:
+    image = _cmu_photo("henry/henry_right_happy_sunglasses.png")
+    response = _post(client, path, {"image": image}, **fields)
+    assert (response.status_code, response.json()["error"]["code"]) == expected, response.text
+
+
+def test_embed_with_frontalize_embeds_the_frontal_view(client: TestClient) -> None:
+    image = _cmu_photo("dave/dave_right_sad_eyes.png")
+    plain = _post(client, "/v1/faces/embed", {"image": image}).json()
+    frontal = _post(client, "/v1/faces/embed", {"image": image}, frontalize="true").json()
+    (a,), (b,) = plain["faces"], frontal["faces"]
+    assert a["box"] == b["box"] and a["landmarks"] == b["landmarks"]
+    va, vb = np.asarray(a["embedding"]), np.asarray(b["embedding"])
+    assert np.linalg.norm(vb) == pytest.approx(1.0, abs=1e-4)
+    assert float(va @ vb) < 0.999  # another picture of the face went in
+
+
+def test_verify_with_frontalize_compares_frontal_views(client: TestClient) -> None:
+    files = {
+        "image_a": _cmu_photo("dave/dave_left_neutral_eyes.png"),
+        "image_b": _cmu_photo("dave/dave_forward_neutral_eyes.png"),
+    }
+    plain = _post(client, "/v1/faces/verify", files).json()
+    frontal = _post(client, "/v1/faces/verify", files, frontalize="true").json()
+    assert -1 <= frontal["similarity"] <= 1 and frontal["similarity"] != plain["similarity"]
+    assert frontal["threshold"] == plain["threshold"] and frontal["model"] == plain["model"]
+
+
+def test_frontalizers_are_listed_research_only(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    for name in FRONTALIZERS:
+        card = models[name]
+        assert card["task"] == "face_frontalization" and card["ready"]
+        assert card["research_only"] and "research only" in card["license"]

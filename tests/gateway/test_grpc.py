@@ -6,6 +6,7 @@ The `client` fixture runs the app's lifespan, which starts the gRPC server on
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,7 +261,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
     pool = descriptor_pool.DescriptorPool(database)
     service = pool.FindServiceByName(SERVICE)
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == {"Detect", "Embed", "Verify", "VerifyStream", "Landmarks"}
+    assert set(methods) == {"Detect", "Embed", "Verify", "VerifyStream", "Landmarks", "Frontalize"}
     stream = methods["VerifyStream"]
     assert stream.client_streaming and stream.server_streaming
     assert stream.input_type.full_name == "gantry.v1.VerifyRequest"
@@ -370,3 +371,42 @@ def test_verify_aligns_by_a_landmark_model_as_rest_does(stub: Any, client: TestC
     ).json()
     assert result.match and result.similarity == pytest.approx(rest["similarity"], abs=1e-5)
     assert result.similarity != pytest.approx(rest_verify(client, OBAMA, OBAMA2)["similarity"])
+
+
+def test_frontalize_answers_as_rest_does(stub: Any, client: TestClient) -> None:
+    data = read(GROUP)
+    result = stub.Frontalize(faces_pb2.FrontalizeRequest(image=data), timeout=TIMEOUT_S)
+    assert (result.model, result.model_version) == ("capg-gan-cmu", 1)
+    assert (result.landmark_model.name, result.landmark_model.version) == (
+        "faceapi-landmark68",
+        1,
+    )
+    rest = client.post("/v1/faces/frontalize", files={"image": (GROUP.name, data)}).json()
+    assert len(result.faces) == len(rest["faces"]) >= 3
+    for face, rest_face in zip(result.faces, rest["faces"], strict=True):
+        assert list(face.box) == pytest.approx(rest_face["box"], abs=0.01)
+        # The same PNG bytes: REST carries them as base64.
+        assert base64.b64encode(face.image).decode() == rest_face["image"]
+    unknown = faces_pb2.FrontalizeRequest(image=data, model="faceapi-landmark68")
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Frontalize(unknown, timeout=TIMEOUT_S)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_embed_and_verify_frontalize_as_rest_does(stub: Any, client: TestClient) -> None:
+    data = read(OBAMA)
+    embedded = stub.Embed(faces_pb2.EmbedRequest(image=data, frontalize=True), timeout=TIMEOUT_S)
+    rest = client.post(
+        "/v1/faces/embed", files={"image": ("a.jpg", data)}, data={"frontalize": "true"}
+    ).json()
+    assert list(embedded.faces[0].embedding) == pytest.approx(
+        rest["faces"][0]["embedding"], abs=1e-4
+    )
+    request = faces_pb2.VerifyRequest(image_a=read(OBAMA), image_b=read(OBAMA2), frontalize=True)
+    verified = stub.Verify(request, timeout=TIMEOUT_S)
+    rest_verify = client.post(
+        "/v1/faces/verify",
+        files={"image_a": ("a.jpg", read(OBAMA)), "image_b": ("b.jpg", read(OBAMA2))},
+        data={"frontalize": "true"},
+    ).json()
+    assert verified.similarity == pytest.approx(rest_verify["similarity"], abs=1e-4)
