@@ -99,6 +99,16 @@ class DetectResult:
     detector: str = ""
     models: tuple[tuple[str, int], ...] = ()
 
+    def detection(self, faces: Sequence[FaceResult] | None = None) -> dict[str, Any]:
+        """This result's detection fields (with other ``faces``), to build a subclass's."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "faces": list(self.faces if faces is None else faces),
+            "detector": self.detector,
+            "models": self.models,
+        }
+
 
 @dataclass(frozen=True)
 class EmbedResult(DetectResult):
@@ -349,10 +359,21 @@ class FacePipeline:
 
         ``version`` is the detector's model version (all three networks of MTCNN).
         """
+        _, found = await self.detected(data, detector, min_score, version)
+        return found
+
+    async def detected(
+        self,
+        data: bytes,
+        detector: str | None,
+        min_score: float | None,
+        version: int | None = None,
+    ) -> tuple[NDArray[np.uint8], DetectResult]:
+        """The decoded image and its faces (what every face endpoint starts from)."""
         self.check_detect_options(detector, min_score)
         rgb = await self.decode(data)
         detections, models = await self.detect_rgb(rgb, detector, min_score, version)
-        return DetectResult(
+        return rgb, DetectResult(
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
             faces=[_face(d) for d in detections],
@@ -417,26 +438,15 @@ class FacePipeline:
         """Every face of an image with its L2-normalised embedding; ``align`` and
         ``frontalize`` as in :meth:`embedding_groups`."""
         built = self.embedder(model, version)
-        self.check_detect_options(detector, None)
-        rgb = await self.decode(data)
-        detections, models = await self.detect_rgb(rgb, detector, None)
-        faces = [_face(d) for d in detections]
+        rgb, found = await self.detected(data, detector, None)
         vectors = await self.embed_chips(
-            built, await self.embedding_groups(rgb, faces, align, frontalize)
+            built, await self.embedding_groups(rgb, found.faces, align, frontalize)
         )
         with_vectors = [
             FaceResult(f.box, f.score, f.landmarks, tuple(float(v) for v in vec), built.name)
-            for f, vec in zip(faces, vectors, strict=True)
+            for f, vec in zip(found.faces, vectors, strict=True)
         ]
-        return EmbedResult(
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            faces=with_vectors,
-            detector=detector or self.settings.default_detector,
-            models=tuple((m.name, m.version) for m in models),
-            model=built.name,
-            version=built.version,
-        )
+        return EmbedResult(**found.detection(with_vectors), model=built.name, version=built.version)
 
     # --- landmarks --------------------------------------------------------------------------
     def landmarker(self, model: str | None, version: int | None = None) -> BuiltCard:
@@ -489,24 +499,14 @@ class FacePipeline:
         ``version`` is the landmark model's."""
         built = self.landmarker(model, version)
         spec = landmarks_spec(built)
-        self.check_detect_options(detector, min_score)
-        rgb = await self.decode(data)
-        detections, detectors = await self.detect_rgb(rgb, detector, min_score)
-        faces = [_face(d) for d in detections]
-        points = await self.locate_points(built, rgb, faces)
+        rgb, found = await self.detected(data, detector, min_score)
+        points = await self.locate_points(built, rgb, found.faces)
         located = [
             FaceResult(f.box, f.score, tuple((float(x), float(y)) for x, y in p))
-            for f, p in zip(faces, points, strict=True)
+            for f, p in zip(found.faces, points, strict=True)
         ]
         return LandmarksResult(
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            faces=located,
-            detector=detector or self.settings.default_detector,
-            models=tuple((m.name, m.version) for m in detectors),
-            model=built.name,
-            version=built.version,
-            scheme=spec.scheme,
+            **found.detection(located), model=built.name, version=built.version, scheme=spec.scheme
         )
 
     async def alignment_faces(
@@ -590,17 +590,10 @@ class FacePipeline:
         ``version`` is the frontalizer's."""
         built = self.frontalizer(model, version)
         frontalization_spec(built)
-        self.check_detect_options(detector, min_score)
-        rgb = await self.decode(data)
-        detections, detectors = await self.detect_rgb(rgb, detector, min_score)
-        faces = [_face(d) for d in detections]
-        chips, landmarker = await self.frontal_chips(built, rgb, faces)
+        rgb, found = await self.detected(data, detector, min_score)
+        chips, landmarker = await self.frontal_chips(built, rgb, found.faces)
         return FrontalizeResult(
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            faces=faces,
-            detector=detector or self.settings.default_detector,
-            models=tuple((m.name, m.version) for m in detectors),
+            **found.detection(),
             chips=tuple(chips),
             model=built.name,
             version=built.version,
@@ -637,9 +630,8 @@ class FacePipeline:
 
     # --- verification -----------------------------------------------------------------------
     async def _largest_face(self, data: bytes, which: str) -> tuple[NDArray[np.uint8], FaceResult]:
-        rgb = await self.decode(data)
-        detections, _ = await self.detect_rgb(rgb, None, None)
-        faces = [_face(d) for d in detections]
+        rgb, found = await self.detected(data, None, None)
+        faces = found.faces
         if not faces:
             raise InvalidInput("no_face", f"no face was found in {which}")
         return rgb, main_face(faces, self.settings.verify_face_min_score)
