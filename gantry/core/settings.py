@@ -144,9 +144,10 @@ class Settings(BaseSettings):
     default_embedder: str = "dlib-resnet-v1"
     # /v1/faces/landmarks without `model`: face-api.js's 68-point net (MIT).
     default_landmark_model: str = "faceapi-landmark68"
-    # /v1/faces/frontalize without `model`, and `frontalize=true` on embed and verify (both
-    # frontalizers are research only: trained here on the CMU faces).
-    default_frontalizer: str = "capg-gan-cmu"
+    # /v1/faces/frontalize without `model`, and `frontalize=true` on embed and verify: TP-GAN,
+    # which keeps held-aside people's identity better than CAPG-GAN (`gantry train` runs of
+    # both configs; README, Frontalization). Both are research only.
+    default_frontalizer: str = "tpgan-cmu"
     detect_min_score: float = 0.5
     # Large photos are shrunk so the detector's long side is at most this (faces keep ≥ ~20 px
     # in 4K photos); boxes are mapped back to input pixels.

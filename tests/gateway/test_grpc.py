@@ -376,7 +376,7 @@ def test_verify_aligns_by_a_landmark_model_as_rest_does(stub: Any, client: TestC
 def test_frontalize_answers_as_rest_does(stub: Any, client: TestClient) -> None:
     data = read(GROUP)
     result = stub.Frontalize(faces_pb2.FrontalizeRequest(image=data), timeout=TIMEOUT_S)
-    assert (result.model, result.model_version) == ("capg-gan-cmu", 1)
+    assert (result.model, result.model_version) == ("tpgan-cmu", 1)
     assert (result.landmark_model.name, result.landmark_model.version) == (
         "faceapi-landmark68",
         1,

@@ -29,9 +29,9 @@ from gantry.core.training import CAPGGANConfig
 from trainer.archs import build_network
 from trainer.archs.capg_gan import CAPGGenerator, render_heatmaps
 from trainer.data import Sample
-from trainer.losses import build_gan_loss, identity_feature_loss, multiscale_l1, total_variation
+from trainer.losses import build_gan_loss
 from trainer.recipes import RECIPES
-from trainer.recipes.frontalization import FrontalizationRecipe, sample_batch
+from trainer.recipes.frontalization import FrontalizationRecipe, sample_batch, synthesis_terms
 
 
 @RECIPES.register("capg_gan")
@@ -93,23 +93,17 @@ class CAPGGANRecipe(FrontalizationRecipe):
         with self.autocast():
             adv_ii, adv_pe = self._agents(image, heatmaps, fake)
             g_adv = self.gan_loss.generator(adv_ii) + self.gan_loss.generator(adv_pe)
-        pixel = multiscale_l1(fake, target)
-        with torch.no_grad():
-            truth = self.embedder(target)
-        identity = identity_feature_loss(self.embedder(fake), truth)
-        tv = total_variation(fake)
+        terms = synthesis_terms(self.embedder, fake, target)
         loss = (
-            cfg.lambda_pixel * pixel
-            + cfg.lambda_identity * identity
+            cfg.lambda_pixel * terms["pixel"]
+            + cfg.lambda_identity * terms["identity"]
             + cfg.lambda_adv * g_adv
-            + cfg.lambda_tv * tv
+            + cfg.lambda_tv * terms["tv"]
         )
         self.optimize("generator", loss)
         self.set_requires_grad(True, "identity_agent", "pose_agent")
         return {
             "d_adv": d_loss.item(),
             "g_adv": g_adv.item(),
-            "g_pixel": pixel.item(),
-            "g_identity": identity.item(),
-            "g_tv": tv.item(),
+            **{f"g_{k}": v.item() for k, v in terms.items()},
         }

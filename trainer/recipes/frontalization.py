@@ -30,6 +30,7 @@ from trainer.evaluation.frontalization import (
     frontalization_figures,
     served_embeddings,
 )
+from trainer.losses import identity_feature_loss, multiscale_l1, total_variation
 from trainer.recipes.base import Recipe
 from trainer.weights.loader import pretrained_network
 
@@ -108,6 +109,20 @@ class FrontalizationRecipe(Recipe):
         return [
             [t.expand(3, -1, -1) for t in row] for row in zip(image, output, target, strict=True)
         ]
+
+
+def synthesis_terms(
+    embedder: nn.Module, fake: torch.Tensor, target: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The generator terms both recipes share: the multi-scale L1 to the truth, the identity
+    loss (1 - cosine of ``embedder``'s features, the truth's without gradient) and TV."""
+    with torch.no_grad():
+        truth = embedder(target)
+    return {
+        "pixel": multiscale_l1(fake, target),
+        "identity": identity_feature_loss(embedder(fake), truth),
+        "tv": total_variation(fake),
+    }
 
 
 def sample_batch(batch: Sample) -> tuple[torch.Tensor, ...]:

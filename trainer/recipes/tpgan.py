@@ -32,15 +32,9 @@ from gantry.core.training import TPGANConfig
 from trainer.archs import build_network
 from trainer.archs.tpgan import TPGANGenerator, frontal_patches
 from trainer.data import Sample
-from trainer.losses import (
-    build_gan_loss,
-    identity_feature_loss,
-    multiscale_l1,
-    symmetry_loss,
-    total_variation,
-)
+from trainer.losses import build_gan_loss, symmetry_loss
 from trainer.recipes import RECIPES
-from trainer.recipes.frontalization import FrontalizationRecipe, sample_batch
+from trainer.recipes.frontalization import FrontalizationRecipe, sample_batch, synthesis_terms
 
 
 @RECIPES.register("tpgan")
@@ -89,7 +83,6 @@ class TPGANRecipe(FrontalizationRecipe):
         self.set_requires_grad(False, "discriminator")
         with self.autocast():
             g_adv = self.gan_loss.generator(self.networks["discriminator"](fake).float())
-        pixel = multiscale_l1(fake, target)
         local = torch.stack(
             [
                 (patch.float() - truth).abs().mean()
@@ -97,26 +90,21 @@ class TPGANRecipe(FrontalizationRecipe):
             ]
         ).mean()
         symmetry = symmetry_loss(fake) + symmetry_loss(fake, laplacian_space=True)
-        with torch.no_grad():
-            truth_features = self.embedder(target)
-        identity = identity_feature_loss(self.embedder(fake), truth_features)
-        tv = total_variation(fake)
+        terms = synthesis_terms(self.embedder, fake, target)
         loss = (
-            cfg.lambda_pixel * pixel
+            cfg.lambda_pixel * terms["pixel"]
             + cfg.lambda_local * local
             + cfg.lambda_symmetry * symmetry
             + cfg.lambda_adv * g_adv
-            + cfg.lambda_identity * identity
-            + cfg.lambda_tv * tv
+            + cfg.lambda_identity * terms["identity"]
+            + cfg.lambda_tv * terms["tv"]
         )
         self.optimize("generator", loss)
         self.set_requires_grad(True, "discriminator")
         return {
             "d_adv": d_loss.item(),
             "g_adv": g_adv.item(),
-            "g_pixel": pixel.item(),
             "g_local": local.item(),
             "g_symmetry": symmetry.item(),
-            "g_identity": identity.item(),
-            "g_tv": tv.item(),
+            **{f"g_{k}": v.item() for k, v in terms.items()},
         }
