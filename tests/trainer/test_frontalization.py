@@ -27,7 +27,7 @@ SIZE = 64
 def pairs() -> dict[str, PosePairs]:
     splits = {}
     for split in ("train", "val"):
-        dataset = build_dataset("cmu_pose_pairs", DATA, split, SIZE)  # type: ignore[arg-type]
+        dataset = build_dataset("cmu_pose_pairs", DATA, split, SIZE)
         assert isinstance(dataset, PosePairs)
         splits[split] = dataset
     return splits
@@ -117,8 +117,8 @@ def test_capg_renders_its_frontal_points_when_given_no_target() -> None:
 
 def test_the_embedder_warp_puts_template_points_on_the_embedders_template() -> None:
     spec = card("mobilefacenet-arcface").spec
-    target = np.asarray(spec.landmark_template)  # type: ignore[union-attr]
-    source = np.asarray(FRONTAL_TEMPLATE) * SIZE
+    target = np.asarray(spec.landmark_template, np.float64)  # type: ignore[union-attr]
+    source = np.asarray(FRONTAL_TEMPLATE, np.float64) * SIZE
     theta = warp_theta(source, SIZE, target, 112)
     image = torch.zeros(1, 1, SIZE, SIZE)
     x, y = (round(float(v)) for v in source[2])  # the nose tip, at a whole pixel
