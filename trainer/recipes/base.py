@@ -7,17 +7,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gantry.core.training import TrainConfig
-from trainer.data import Sample, TrainingDataset
+from trainer.data import Sample, TrainingDataset, build_dataset
 
 # The folder of a run where a recipe caches what its evaluation needs (classifiers).
 EVALUATION_DIR = "evaluation"
+Dataset = TypeVar("Dataset")
 
 
 class Recipe(ABC):
@@ -100,6 +101,18 @@ class Recipe(ABC):
         return generator
 
     # --- helpers ---------------------------------------------------------------------------
+    def splits(self, kind: type[Dataset], what: str) -> tuple[Dataset, Dataset]:
+        """The config's dataset at ``data.size``: its training and held-aside splits, each
+        checked to be a ``kind`` (a TypeError says the recipe needs ``what`` otherwise)."""
+        data = self.config.data
+        train, val = (
+            build_dataset(data.dataset, self.data_dir, split, data.size)
+            for split in ("train", "val")
+        )
+        if not isinstance(train, kind) or not isinstance(val, kind):
+            raise TypeError(f"{type(self).__name__} needs {what}; {data.dataset} has none")
+        return train, val
+
     def adam(self, *modules: nn.Module) -> torch.optim.Adam:
         """Adam over the modules' parameters with the config's learning rate and betas."""
         optim = self.config.optim

@@ -23,7 +23,6 @@ G's ``frontal_points`` buffer, the mean points of the frontal training chips, wh
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from gantry.core.training import CAPGGANConfig
 from trainer.archs import build_network
@@ -58,12 +57,6 @@ class CAPGGANRecipe(FrontalizationRecipe):
         self.add("pose_agent", pose_agent, None)
         self.add_optimizer("agents", self.adam(identity_agent, pose_agent))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-
-    def frontalize(
-        self, generator: nn.Module, image: torch.Tensor, points: torch.Tensor
-    ) -> torch.Tensor:
-        output: torch.Tensor = generator(image, points)
-        return output
 
     def _agents(
         self, source: torch.Tensor, heatmaps: torch.Tensor, face: torch.Tensor

@@ -15,14 +15,12 @@ and profile-vs-frontal verification AUC with and without frontalization.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import numpy as np
 import torch
 from torch import nn
 
 from gantry.core.training import FrontalizationConfig
-from trainer.data import Sample, TrainingDataset, build_dataset, collate
+from trainer.data import Sample, TrainingDataset, collate
 from trainer.data.frontalization import FRONTAL_TEMPLATE, PosePairs
 from trainer.distributed import unwrap
 from trainer.evaluation.frontalization import (
@@ -42,21 +40,19 @@ class FrontalizationRecipe(Recipe):
 
     config: FrontalizationConfig
 
-    @abstractmethod
     def frontalize(
         self, generator: nn.Module, image: torch.Tensor, points: torch.Tensor
     ) -> torch.Tensor:
         """The served frontalization of (N, 1, S, S) crops with their (N, 68, 2) points."""
+        output: torch.Tensor = generator(image, points)
+        return output
 
     def build_data(self) -> PosePairs:
         """Load both splits, the identity embedder and what evaluation compares against;
         returns the training pairs."""
         cfg = self.config
         size = cfg.data.size
-        train = build_dataset(cfg.data.dataset, self.data_dir, "train", size)
-        val = build_dataset(cfg.data.dataset, self.data_dir, "val", size)
-        if not isinstance(train, PosePairs) or not isinstance(val, PosePairs):
-            raise TypeError(f"{type(self).__name__} needs pose pairs; {cfg.data.dataset} has none")
+        train, val = self.splits(PosePairs, "pose pairs")
         self._train = train
         network, embedder_card = pretrained_network(cfg.identity_model)
         self.embedder = ChipEmbedder(network, embedder_card, FRONTAL_TEMPLATE, size).to(self.device)

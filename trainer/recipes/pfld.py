@@ -36,7 +36,7 @@ from torch import nn
 from gantry.core.training import PFLDConfig
 from trainer.archs import build_network
 from trainer.archs.pfld import PFLD, PFLDAuxiliary
-from trainer.data import Sample, TrainingDataset, build_dataset, collate
+from trainer.data import Sample, TrainingDataset, collate
 from trainer.data.landmarks import (
     CONDITIONS,
     Landmarks300W,
@@ -102,10 +102,7 @@ class PFLDRecipe(Recipe):
             ),
         )
         size = cfg.data.size
-        train = build_dataset(cfg.data.dataset, self.data_dir, "train", size)
-        val = build_dataset(cfg.data.dataset, self.data_dir, "val", size)
-        if not isinstance(train, Landmarks300W) or not isinstance(val, Landmarks300W):
-            raise TypeError(f"pfld needs 68-point faces; {cfg.data.dataset} has none")
+        train, val = self.splits(Landmarks300W, "68-point faces")
         self._train = train
         self.face_weights = condition_weights(train, cfg.condition_weights).to(self.device)
         held = [val.sample(i) for i in range(min(cfg.data.val_images, len(val)))]

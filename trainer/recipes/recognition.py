@@ -21,7 +21,7 @@ from torch import nn
 
 from gantry.core.training import RecognitionConfig
 from trainer.archs import build_network
-from trainer.data import Sample, TrainingDataset, build_dataset
+from trainer.data import Sample, TrainingDataset
 from trainer.data.identities import IdentityFaces, yale_faces
 from trainer.distributed import unwrap
 from trainer.evaluation.recognition import verification_figures
@@ -42,10 +42,7 @@ class RecognitionRecipe(Recipe):
     def build(self) -> None:
         cfg = self.config
         size = cfg.data.size
-        train = build_dataset(cfg.data.dataset, self.data_dir, "train", size)
-        val = build_dataset(cfg.data.dataset, self.data_dir, "val", size)
-        if not isinstance(train, IdentityFaces) or not isinstance(val, IdentityFaces):
-            raise TypeError(f"recognition needs faces labelled by identity: {cfg.data.dataset}")
+        train, val = self.splits(IdentityFaces, "faces labelled by identity")
         embedder = build_network(cfg.network, size=size, embedding_dim=cfg.embedding_dim)
         head = build_recognition_loss(
             cfg.loss, cfg.embedding_dim, train.classes, **cfg.loss_options

@@ -26,7 +26,6 @@ network at 64 px trains in one process).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from gantry.core.training import TPGANConfig
 from trainer.archs import build_network
@@ -57,12 +56,6 @@ class TPGANRecipe(FrontalizationRecipe):
         self.add("generator", generator, self.adam(generator))
         self.add("discriminator", discriminator, self.adam(discriminator))
         self.gan_loss = build_gan_loss(cfg.gan_loss)
-
-    def frontalize(
-        self, generator: nn.Module, image: torch.Tensor, points: torch.Tensor
-    ) -> torch.Tensor:
-        output: torch.Tensor = generator(image, points)
-        return output
 
     def train_step(self, batch: Sample, step: int) -> dict[str, float]:
         cfg = self.config
