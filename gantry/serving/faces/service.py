@@ -231,6 +231,22 @@ class FacePipeline:
             )
         return await asyncio.to_thread(decode_rgb8, data, max_pixels=self.settings.max_input_pixels)
 
+    async def infer_faces(self, built: BuiltCard, *inputs: NDArray[Any]) -> NDArray[Any] | None:
+        """``built``'s first output for per-face inputs (one array per card input, faces
+        first), in as few Triton calls as its batch allows; None when there are no faces."""
+        card = built.card
+        names = [t.name for t in card.inputs]
+        output = card.outputs[0].name
+        parts = []
+        for start in range(0, len(inputs[0]), card.max_batch_size):
+            batch = {
+                n: x[start : start + card.max_batch_size]
+                for n, x in zip(names, inputs, strict=True)
+            }
+            out = await self.triton.infer(card.name, batch, [output], version=built.version)
+            parts.append(out[output])
+        return np.concatenate(parts) if parts else None
+
     # --- detection --------------------------------------------------------------------------
     @DETECTORS.register("retinaface")
     async def _retinaface(
@@ -411,19 +427,10 @@ class FacePipeline:
             if faces
         ]
         chips = np.concatenate(aligned) if aligned else np.zeros((0, hw[0], hw[1], 3), np.uint8)
-        vectors = []
-        for start in range(0, len(chips), card.max_batch_size):
-            batch = normalise(chips[start : start + card.max_batch_size], card)
-            out = await self.triton.infer(
-                card.name,
-                {card.inputs[0].name: batch},
-                [card.outputs[0].name],
-                version=built.version,
-            )
-            vectors.append(out[card.outputs[0].name])
-        if not vectors:
+        vectors = await self.infer_faces(built, normalise(chips, card))
+        if vectors is None:
             return np.zeros((0, spec.embedding_dim), np.float32)
-        return l2_normalise(np.concatenate(vectors))
+        return l2_normalise(vectors)
 
     async def embed(
         self,
@@ -466,19 +473,9 @@ class FacePipeline:
         assert hw is not None  # landmarks_spec checked it
         squares = crop_squares([f.box for f in faces], spec.crop_scale)
         crops = cut_crops(rgb, squares, hw)
-        relative = []
-        for start in range(0, len(crops), card.max_batch_size):
-            batch = normalise(crops[start : start + card.max_batch_size], card)
-            out = await self.triton.infer(
-                card.name,
-                {card.inputs[0].name: batch},
-                [card.outputs[0].name],
-                version=built.version,
-            )
-            relative.append(out[card.outputs[0].name])
-        if not relative:
+        points = await self.infer_faces(built, normalise(crops, card))
+        if points is None:
             return np.zeros((0, spec.num_points, 2), np.float64)
-        points = np.concatenate(relative)
         if points.shape[1:] != (spec.num_points, 2):
             raise Internal(
                 "bad_model_output",
@@ -559,22 +556,11 @@ class FacePipeline:
         squares = crop_squares([f.box for f in faces], spec.crop_scale)
         crops = cut_crops(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), squares, hw)
         relative = ((points - squares[:, None, :2]) / squares[:, None, 2:3]).astype(np.float32)
-        names = [t.name for t in card.inputs]
-        chips = []
-        for start in range(0, len(crops), card.max_batch_size):
-            end = start + card.max_batch_size
-            inputs = {
-                names[0]: normalise_grey(crops[start:end], card),
-                names[1]: relative[start:end],
-            }
-            out = await self.triton.infer(
-                card.name, inputs, [card.outputs[0].name], version=built.version
-            )
-            chips.append(out[card.outputs[0].name][:, 0])
-        if not chips:
+        chips = await self.infer_faces(built, normalise_grey(crops, card), relative)
+        if chips is None:
             return np.zeros((0, *hw), np.uint8), landmarker
         lo, hi = spec.output_range
-        frontal = (np.concatenate(chips) - lo) / (hi - lo) * 255.0
+        frontal = (chips[:, 0] - lo) / (hi - lo) * 255.0
         return np.clip(np.rint(frontal), 0, 255).astype(np.uint8), landmarker
 
     async def frontalize(
@@ -589,7 +575,7 @@ class FacePipeline:
         """Every face of an image with its frontal view (detect → landmarks → frontalize);
         ``version`` is the frontalizer's."""
         built = self.frontalizer(model, version)
-        frontalization_spec(built)
+        frontalization_spec(built)  # a bad card fails before the image is decoded
         rgb, found = await self.detected(data, detector, min_score)
         chips, landmarker = await self.frontal_chips(built, rgb, found.faces)
         return FrontalizeResult(
