@@ -16,8 +16,11 @@ Per embedder x frontalizer, over every (profile, frontal) pair of those people:
 - **accuracy at the card's threshold** (what ``/v1/faces/verify`` decides) with both sides
   as is, and with both frontalized (``frontalize=true`` on verify frontalizes both images).
 
-Run: ``.venv/bin/python -m bench.frontalize`` (needs the frontalizers built or published;
-writes bench/results/frontalize.md).
+Run: ``.venv/bin/python -m bench.frontalize`` (writes bench/results/frontalize.md). It
+measures each frontalizer's default version: publish and promote the full runs first
+(``gantry train capg-gan-cmu --publish``, ``gantry models promote capg-gan-cmu 2``), or
+``gantry models build NAME --weights <run>/generator.pth --force`` into a copy of the
+repository, as the README's figures were made.
 """
 
 from __future__ import annotations
